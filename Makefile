@@ -1,0 +1,41 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up everything it
+# needs on a fresh machine: the virtualenv and its packages, the Cassandra jars, the node.
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: venv check test test-fast demo bench node-start node-stop clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+check: venv  ## formatting, lint and types
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: check  ## the whole suite on a real node (started if none answers, stopped if started here)
+	scripts/with-node.sh $(PY) -m pytest -m "not slow" -q
+	scripts/with-node.sh $(PY) -m pytest -m slow -q
+
+test-fast: venv  ## the unit tests only (no database)
+	$(PY) -m pytest -q tests/test_settings.py tests/test_plan.py tests/test_transform.py tests/test_seed.py
+
+demo: venv  ## create.py, migrate.py, migrate.py --verify on a local node
+	scripts/with-node.sh scripts/demo.sh
+
+bench: venv  ## the benchmark of the README
+	scripts/with-node.sh $(PY) bench/run.py
+
+node-start:
+	scripts/cassandra.sh start
+
+node-stop:
+	scripts/cassandra.sh stop
+
+clean:
+	rm -rf runs last-error.txt .pytest_cache .mypy_cache .ruff_cache

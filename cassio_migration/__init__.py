@@ -1,0 +1,1 @@
+"""The engine of the migration bundle: plan, copy, verify legacy cassio tables."""

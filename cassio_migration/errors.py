@@ -1,0 +1,48 @@
+"""Exceptions of the engine; each carries the exit code the scripts return for it."""
+
+from __future__ import annotations
+
+# Exit codes, documented in the README.
+EXIT_OK = 0
+EXIT_REJECTS = 1  # done, but some rows were rejected (or --verify found differences)
+EXIT_USAGE = 2  # bad settings, bad flags, a source or target the tool cannot take
+EXIT_FATAL = 3  # the run stopped: database unreachable, error budget spent, ...
+EXIT_INTERRUPTED = 130  # Ctrl-C: state saved, re-run to resume
+
+
+class MigrationError(Exception):
+    """An error the scripts turn into one line on stderr and an exit code."""
+
+    exit_code = EXIT_FATAL
+
+
+class UsageError(MigrationError):
+    """The user asked for something that cannot be done as asked (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class SettingsError(UsageError):
+    """A setting is missing or invalid; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class SchemaError(UsageError):
+    """The source or target table is not what the migration can work with."""
+
+
+class CredentialsError(UsageError):
+    """The database refused the credentials."""
+
+
+class FatalError(MigrationError):
+    """The run cannot go on (database unreachable, error budget spent, ...)."""
+
+
+class Interrupted(MigrationError):
+    """Ctrl-C: the run stopped cleanly with its state saved."""
+
+    exit_code = EXIT_INTERRUPTED

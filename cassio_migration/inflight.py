@@ -1,0 +1,95 @@
+"""Many writes in flight within a bounded window, retried with back-off, rate-limited."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any
+
+from cassandra import OperationTimedOut, Unavailable, WriteTimeout
+from cassandra.cluster import NoHostAvailable, Session
+from cassandra.protocol import OverloadedErrorMessage
+
+from .errors import FatalError
+
+# Errors worth another try: the node was slow, busy, or briefly away.
+RETRYABLE = (WriteTimeout, OperationTimedOut, Unavailable, NoHostAvailable, OverloadedErrorMessage, ConnectionError)
+
+
+class RateLimiter:
+    """At most `rate` acquisitions per second across threads (0 = unlimited)."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self, n: int = 1) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(self._next, now)
+            self._next = start + n * self._interval
+        if start > now:
+            time.sleep(start - now)
+
+
+class WriteWindow:
+    """execute_async with at most `limit` writes in flight; `drain` waits for all.
+
+    Memory is bounded by the window, not by how many rows pass through. A failed write
+    is retried with exponential back-off until `retry_seconds` have passed since its
+    first try; past that, `drain` raises FatalError.
+    """
+
+    def __init__(self, session: Session, limit: int, retry_seconds: float = 120.0) -> None:
+        self._session = session
+        self._slots = threading.BoundedSemaphore(limit)
+        self._limit = limit
+        self._retry_seconds = retry_seconds
+        self._lock = threading.Lock()
+        self._failure: BaseException | None = None
+        self.retries = 0
+
+    def submit(self, statement: Any, params: Any) -> None:
+        if self._failure is not None:
+            raise FatalError(f"a write failed after retries: {self._failure}")
+        self._slots.acquire()
+        self._send(statement, params, time.monotonic(), 0)
+
+    def _send(self, statement: Any, params: Any, first_try: float, attempt: int) -> None:
+        try:
+            future = self._session.execute_async(statement, params)
+        except Exception as exc:  # the driver raises synchronously when no host is up
+            self._failed(exc, statement, params, first_try, attempt)
+            return
+        future.add_callbacks(self._done, self._failed, errback_args=(statement, params, first_try, attempt))
+
+    def _done(self, _result: Any) -> None:
+        self._slots.release()
+
+    def _failed(self, exc: BaseException, statement: Any, params: Any, first_try: float, attempt: int) -> None:
+        elapsed = time.monotonic() - first_try
+        if isinstance(exc, RETRYABLE) and elapsed < self._retry_seconds:
+            with self._lock:
+                self.retries += 1
+            delay = min(10.0, 0.1 * 2**attempt) * (0.5 + random.random())
+            timer = threading.Timer(delay, self._send, (statement, params, first_try, attempt + 1))
+            timer.daemon = True
+            timer.start()
+            return
+        with self._lock:
+            if self._failure is None:
+                self._failure = exc
+        self._slots.release()
+
+    def drain(self) -> None:
+        """Wait until every submitted write has finished; raise if one failed for good."""
+        for _ in range(self._limit):
+            self._slots.acquire()
+        for _ in range(self._limit):
+            self._slots.release()
+        if self._failure is not None:
+            raise FatalError(f"a write failed after retries: {type(self._failure).__name__}: {self._failure}")

@@ -1,0 +1,93 @@
+"""Token ranges: split the ring, and prove the split covers it with no gap or overlap."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+from cassandra.cluster import Session
+
+# Murmur3Partitioner: tokens lie in (MIN, MAX]; a range (start, end] excludes its start.
+MIN_TOKEN = -(2**63)
+MAX_TOKEN = 2**63 - 1
+
+ROWS_PER_RANGE = 20_000  # small enough for cheap retries, large enough to amortise a query
+DEFAULT_RANGES = 64  # when the table has no size estimates yet
+
+
+@dataclass(frozen=True, order=True)
+class TokenRange:
+    start: int  # exclusive
+    end: int  # inclusive
+
+
+class PlanError(Exception):
+    pass
+
+
+def check_coverage(ranges: Sequence[TokenRange]) -> None:
+    """Raise PlanError unless the ranges, sorted, tile (MIN, MAX] exactly."""
+    if not ranges:
+        raise PlanError("the plan has no ranges")
+    ordered = sorted(ranges)
+    if ordered[0].start != MIN_TOKEN:
+        raise PlanError(f"gap before the first range: it starts at {ordered[0].start}")
+    if ordered[-1].end != MAX_TOKEN:
+        raise PlanError(f"gap after the last range: it ends at {ordered[-1].end}")
+    for r in ordered:
+        if r.start >= r.end:
+            raise PlanError(f"empty or reversed range ({r.start}, {r.end}]")
+    for a, b in pairwise(ordered):
+        if a.end < b.start:
+            raise PlanError(f"gap between {a.end} and {b.start}")
+        if a.end > b.start:
+            raise PlanError(f"overlap between ({a.start}, {a.end}] and ({b.start}, {b.end}]")
+
+
+def ring_ranges(ring_tokens: Sequence[int]) -> list[TokenRange]:
+    """The ranges the nodes' tokens cut the ring into (the wrap-around range split in two)."""
+    bounds = sorted({t for t in ring_tokens if MIN_TOKEN < t < MAX_TOKEN})
+    edges = [MIN_TOKEN, *bounds, MAX_TOKEN]
+    return [TokenRange(a, b) for a, b in pairwise(edges)]
+
+
+def split(ranges: Sequence[TokenRange], count: int) -> list[TokenRange]:
+    """About `count` ranges: each ring range cut in parts proportional to its width."""
+    total = sum(r.end - r.start for r in ranges)
+    out: list[TokenRange] = []
+    for r in ranges:
+        width = r.end - r.start
+        parts = max(1, min(width, round(count * width / total)))
+        edges = [r.start + (width * i) // parts for i in range(parts)] + [r.end]
+        out.extend(TokenRange(a, b) for a, b in pairwise(edges))
+    return out
+
+
+def make_plan(ring_tokens: Sequence[int], count: int) -> list[TokenRange]:
+    ranges = split(ring_ranges(ring_tokens), count)
+    check_coverage(ranges)
+    return ranges
+
+
+def ring_tokens(session: Session) -> list[int]:
+    token_map = session.cluster.metadata.token_map
+    return [t.value for t in token_map.ring] if token_map else []
+
+
+def estimated_rows(session: Session, keyspace: str, table: str) -> int:
+    """The table's partition count from the node's size estimates (0 if none yet)."""
+    rows = session.execute(
+        "SELECT partitions_count FROM system.size_estimates WHERE keyspace_name = %s AND table_name = %s",
+        (keyspace, table),
+    )
+    return sum(r.partitions_count for r in rows)
+
+
+def range_count(estimated: int, requested: int, parallelism: int) -> int:
+    """Requested count, else enough ranges for parallelism and cheap retries."""
+    if requested:
+        return requested
+    if not estimated:
+        return max(DEFAULT_RANGES, 4 * parallelism)
+    return max(4 * parallelism, min(100_000, -(-estimated // ROWS_PER_RANGE)))

@@ -1,0 +1,215 @@
+"""Fake data for create.py: a legacy table as cassio 0.0.7 would hold it, and dirty rows."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from cassandra.cluster import Session
+
+from .connect import prepare_raw
+from .cql import qualified
+from .errors import UsageError
+from .inflight import WriteWindow
+from .legacy import SEED_KEY_TYPES, create_index_cql, create_table_cql, describe_source
+
+_WORDS = [
+    "vector",
+    "search",
+    "embeddings",
+    "Cassandra",
+    "table",
+    "migration",
+    "layout",
+    "cassio",
+    "row",
+    "metadata",
+    "token",
+    "range",
+    "index",
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "café",
+    "naïve",
+    "Zürich",
+    "東京",
+    "データ",
+    "ベクトル",
+    "Москва",
+    "данные",
+    "🚀",
+    "✓",
+    "∑",
+    "λ",
+]
+
+# Legacy rows that cassio never wrote this way but real tables hold: (kind, document, metadata_blob, has vector).
+DIRTY_KINDS: tuple[tuple[str, str | None, str | None, bool], ...] = (
+    ("malformed_json", "dirty: malformed JSON", '{"source": "broken', True),
+    ("json_list", "dirty: JSON list", "[1, 2, 3]", True),
+    ("json_number", "dirty: JSON number", "42", True),
+    ("json_null", "dirty: JSON null", "null", True),
+    ("null_metadata", "dirty: NULL metadata_blob", None, True),
+    ("empty_metadata", "dirty: empty metadata_blob", "", True),
+    ("null_document", None, '{"kind": "null document"}', True),
+    ("null_vector", "dirty: NULL vector", '{"kind": "null vector"}', False),
+)
+
+
+@dataclass(frozen=True)
+class SeedSpec:
+    rows: int
+    dimension: int
+    key_type: str = "uuid"  # uuid | text | autoid
+    dirty: bool = False
+    ttl_fraction: float = 0.0
+    seed: int = 42
+    append: bool = False
+
+
+@dataclass(frozen=True)
+class FakeRow:
+    document_id: Any  # None for autoid: the INSERT uses now()
+    vector: bytes | None  # VECTOR<FLOAT,n> wire bytes (big-endian float32)
+    document: str | None
+    metadata_blob: str | None
+    ttl: int  # 0 = none
+
+
+def unit_vectors(rng: np.random.Generator, count: int, dimension: int) -> np.ndarray:
+    """Random unit vectors, never constant, as big-endian float32 rows."""
+    v = rng.standard_normal((count, dimension)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return v.astype(">f4")
+
+
+def _document(rnd: random.Random) -> str:
+    roll = rnd.random()
+    if roll < 0.02:
+        return ""
+    # 1% large documents, up to 100 kB
+    target = rnd.randint(20_000, 99_000) if roll < 0.03 else rnd.randint(20, 2_000)
+    words: list[str] = []
+    size = 0
+    while size < target:
+        w = rnd.choice(_WORDS)
+        words.append(w)
+        size += len(w.encode()) + 1
+    return " ".join(words)
+
+
+def _metadata(rnd: random.Random, i: int) -> dict[str, Any]:
+    """Metadata of every JSON shape cassio users stored."""
+    if rnd.random() < 0.05:
+        return {}
+    md: dict[str, Any] = {
+        "source": rnd.choice(["wiki", "pdf", "web", "Zürich notes", "東京"]),
+        "page": rnd.randint(-5, 10_000),
+        "score": round(rnd.uniform(-1, 1), rnd.randint(0, 6)),
+        "is_public": rnd.random() < 0.5,
+        "reviewer": None,
+        "seq": i,
+    }
+    extras: list[tuple[str, Any]] = [
+        ("tags", [rnd.choice(_WORDS) for _ in range(rnd.randint(0, 4))]),
+        ("nested", {"a": rnd.randint(0, 9), "b": [1.5, None, True, "x"], "c": {"d": "é"}}),
+        ("ключ", "значение"),
+        ("名前", rnd.choice(["値", ""])),
+        ("big_int", rnd.randint(2**40, 2**53)),
+        ("float_exp", 1.5e-12),
+        ('quote"key', 'it\'s "quoted"'),
+    ]
+    for key, value in extras:
+        if rnd.random() < 0.4:
+            md[key] = value
+    return md
+
+
+def fake_rows(spec: SeedSpec) -> Iterator[FakeRow]:
+    """Reproducible rows for a seed: the same spec gives the same rows."""
+    rnd = random.Random(spec.seed)
+    rng = np.random.default_rng(spec.seed)
+    # Keys of appended rows must not repeat the first run's (same seed, same keys would overwrite).
+    keys = random.Random(random.SystemRandom().getrandbits(64) if spec.append else spec.seed + 1)
+    batch = 1024
+    done = 0
+    while done < spec.rows:
+        vectors = unit_vectors(rng, min(batch, spec.rows - done), spec.dimension)
+        for vec in vectors:
+            key = _key(keys, spec.key_type)
+            ttl = rnd.randint(3_600, 30 * 86_400) if rnd.random() < spec.ttl_fraction else 0
+            yield FakeRow(key, vec.tobytes(), _document(rnd), json.dumps(_metadata(rnd, done)), ttl)
+            done += 1
+    if spec.dirty:
+        vec = unit_vectors(rng, 1, spec.dimension)[0].tobytes()
+        for _kind, document, blob, has_vector in DIRTY_KINDS:
+            for _ in range(3):
+                yield FakeRow(_key(keys, spec.key_type), vec if has_vector else None, document, blob, 0)
+
+
+def _key(rnd: random.Random, key_type: str) -> Any:
+    if key_type == "autoid":
+        return None
+    u = uuid.UUID(int=rnd.getrandbits(128), version=4)
+    return u if key_type == "uuid" else u.hex  # LangChain's TEXT ids were uuid4 hex strings
+
+
+def dirty_row_count() -> int:
+    return 3 * len(DIRTY_KINDS)
+
+
+def create_legacy_table(session: Session, keyspace: str, table: str, key_type: str, dimension: int) -> None:
+    if key_type not in SEED_KEY_TYPES:
+        raise UsageError(f"--key-type {key_type!r}: use one of {', '.join(SEED_KEY_TYPES)}")
+    column_type = "uuid" if key_type == "autoid" else key_type
+    session.execute(create_table_cql(keyspace, table, column_type, dimension))
+    session.execute(create_index_cql(keyspace, table))
+
+
+def seed(
+    session: Session,
+    raw: Session,
+    keyspace: str,
+    table: str,
+    spec: SeedSpec,
+    *,
+    concurrency: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Create the legacy table and write the fake rows (through `raw`, a raw-vector session)."""
+    create_legacy_table(session, keyspace, table, spec.key_type, spec.dimension)
+    found = describe_source(session, keyspace, table)
+    if found.dimension != spec.dimension:
+        raise UsageError(
+            f"{keyspace}.{table} already exists with dimension {found.dimension}, not {spec.dimension}:"
+            " use --dimension to match, or another FAKE_DATA_OLD_TABLE"
+        )
+    if not spec.append and session.execute(f"SELECT document_id FROM {qualified(keyspace, table)} LIMIT 1").one():
+        raise UsageError(f"{keyspace}.{table} already has rows: pass --append to add more, or use another table")
+    key = "now()" if spec.key_type == "autoid" else "?"
+    insert = prepare_raw(
+        raw,
+        f"INSERT INTO {qualified(keyspace, table)} (document_id, embedding_vector, document, metadata_blob)"
+        f" VALUES ({key}, ?, ?, ?) USING TTL ?",
+    )
+    window = WriteWindow(raw, concurrency)
+    written = 0
+    for row in fake_rows(spec):
+        values = (row.vector, row.document, row.metadata_blob, row.ttl)
+        window.submit(insert, values if row.document_id is None else (row.document_id, *values))
+        written += 1
+        if progress and written % 256 == 0:
+            progress(256)
+    window.drain()
+    if progress:
+        progress(written % 256)
+    return written

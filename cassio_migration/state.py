@@ -1,0 +1,198 @@
+"""The job's state in the target keyspace: its context, its pass, and one row per range.
+
+A pass is one scan of the whole source. The plan of a pass is stored before any copy;
+a re-run resumes the running pass (done ranges are skipped), or, when the last pass
+completed, starts a new one (the re-run after the cutover).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cassandra.cluster import Session
+
+from .cql import qualified
+from .errors import UsageError
+from .plan import TokenRange, check_coverage
+
+JOBS = "cassio_migration_jobs"
+RANGES = "cassio_migration_ranges"
+
+# Rows written up to this long before the previous pass started count as copied by it:
+# room for clock skew between the clients that wrote them and this one.
+SKEW_MARGIN_US = 5 * 60 * 1_000_000
+
+
+@dataclass
+class Pass:
+    number: int
+    resumed: bool
+    ranges: list[TokenRange]
+    done: set[int]  # range starts finished in this pass
+    skip_before_us: int | None  # rows written before this (µs) were copied by a completed pass
+
+
+@dataclass(frozen=True)
+class RangeResult:
+    start: int
+    end: int
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    rows_skipped: int = 0
+    bytes: int = 0
+    duration_s: float = 0.0
+    worker: str = ""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class StateStore:
+    def __init__(self, session: Session, keyspace: str, job: str) -> None:
+        self.session = session
+        self.job = job
+        self._jobs = qualified(keyspace, JOBS)
+        self._ranges = qualified(keyspace, RANGES)
+
+    def create_tables(self) -> None:
+        self.session.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._jobs} (job text PRIMARY KEY, context text, pass_number int,"
+            " pass_status text, pass_started_at timestamp, pass_finished_at timestamp, ranges int,"
+            " skip_before_us bigint)"
+        )
+        self.session.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._ranges} (job text, pass_number int, range_start bigint,"
+            " range_end bigint, status text, rows_read bigint, rows_written bigint, rows_rejected bigint,"
+            " rows_skipped bigint, bytes bigint, started_at timestamp, finished_at timestamp,"
+            " duration_ms bigint, worker text, PRIMARY KEY ((job, pass_number), range_start))"
+        )
+
+    def job_row(self) -> Any:
+        return self.session.execute(f"SELECT * FROM {self._jobs} WHERE job = %s", (self.job,)).one()
+
+    def check_context(self, context: dict[str, Any], restart: bool) -> Any:
+        """The stored job row, refused if it belongs to a different job (unless restart)."""
+        row = self.job_row()
+        if row is None:
+            return None
+        stored = json.loads(row.context)
+        if stored == context:
+            return row
+        if restart:
+            self.discard()
+            return None
+        differences = ", ".join(
+            f"{k}: {stored.get(k)!r} -> {context.get(k)!r}"
+            for k in sorted(set(stored) | set(context))
+            if stored.get(k) != context.get(k)
+        )
+        raise UsageError(
+            f"the state for target {self.job} belongs to a different job ({differences}):"
+            " run with --restart to discard it, or choose another TARGET_TABLE"
+        )
+
+    def discard(self) -> None:
+        row = self.job_row()
+        if row is not None:
+            for number in range(1, (row.pass_number or 0) + 1):
+                self.session.execute(
+                    f"DELETE FROM {self._ranges} WHERE job = %s AND pass_number = %s", (self.job, number)
+                )
+            self.session.execute(f"DELETE FROM {self._jobs} WHERE job = %s", (self.job,))
+
+    def begin(self, context: dict[str, Any], plan: Sequence[TokenRange], *, restart: bool, full: bool) -> Pass:
+        """Resume the running pass, or store a new plan and start a new pass."""
+        row = self.check_context(context, restart)
+        if row is not None and row.pass_status == "running":
+            ranges, done = self.load(row.pass_number)
+            skip = None if full else row.skip_before_us
+            return Pass(row.pass_number, True, ranges, done, skip)
+        check_coverage(plan)
+        number = (row.pass_number if row else 0) + 1
+        skip_before = None
+        if row is not None and row.pass_status == "done" and not full:
+            skip_before = int(row.pass_started_at.timestamp() * 1_000_000) - SKEW_MARGIN_US
+        insert = self.session.prepare(
+            f"INSERT INTO {self._ranges} (job, pass_number, range_start, range_end, status) VALUES (?, ?, ?, ?, 'pending')"
+        )
+        for r in plan:
+            self.session.execute(insert, (self.job, number, r.start, r.end))
+        self.session.execute(
+            f"INSERT INTO {self._jobs} (job, context, pass_number, pass_status, pass_started_at, ranges, skip_before_us)"
+            " VALUES (%s, %s, %s, 'running', %s, %s, %s)",
+            (self.job, json.dumps(context, sort_keys=True), number, _now_ms(), len(plan), skip_before),
+        )
+        return Pass(number, False, sorted(plan), set(), skip_before)
+
+    def load(self, number: int) -> tuple[list[TokenRange], set[int]]:
+        rows = list(
+            self.session.execute(
+                f"SELECT range_start, range_end, status FROM {self._ranges} WHERE job = %s AND pass_number = %s",
+                (self.job, number),
+            )
+        )
+        ranges = [TokenRange(r.range_start, r.range_end) for r in rows]
+        check_coverage(ranges)
+        return ranges, {r.range_start for r in rows if r.status == "done"}
+
+    def range_started(self, number: int, r: TokenRange, worker: str) -> None:
+        self.session.execute(
+            f"UPDATE {self._ranges} SET status = 'running', started_at = %s, worker = %s"
+            " WHERE job = %s AND pass_number = %s AND range_start = %s",
+            (_now_ms(), worker, self.job, number, r.start),
+        )
+
+    def range_done(self, number: int, result: RangeResult) -> None:
+        # One row per range, keyed by its start: a range done twice is still counted once.
+        self.session.execute(
+            f"UPDATE {self._ranges} SET status = 'done', rows_read = %s, rows_written = %s, rows_rejected = %s,"
+            " rows_skipped = %s, bytes = %s, finished_at = %s, duration_ms = %s, worker = %s"
+            " WHERE job = %s AND pass_number = %s AND range_start = %s",
+            (
+                result.rows_read,
+                result.rows_written,
+                result.rows_rejected,
+                result.rows_skipped,
+                result.bytes,
+                _now_ms(),
+                int(result.duration_s * 1000),
+                result.worker,
+                self.job,
+                number,
+                result.start,
+            ),
+        )
+
+    def finish_pass(self) -> None:
+        self.session.execute(
+            f"UPDATE {self._jobs} SET pass_status = 'done', pass_finished_at = %s WHERE job = %s",
+            (_now_ms(), self.job),
+        )
+
+    def totals(self, number: int) -> dict[str, int]:
+        rows = self.session.execute(
+            f"SELECT status, rows_read, rows_written, rows_rejected, rows_skipped FROM {self._ranges}"
+            " WHERE job = %s AND pass_number = %s",
+            (self.job, number),
+        )
+        totals = {
+            "ranges": 0,
+            "ranges_done": 0,
+            "rows_read": 0,
+            "rows_written": 0,
+            "rows_rejected": 0,
+            "rows_skipped": 0,
+        }
+        for r in rows:
+            totals["ranges"] += 1
+            if r.status == "done":
+                totals["ranges_done"] += 1
+                for k in ("rows_read", "rows_written", "rows_rejected", "rows_skipped"):
+                    totals[k] += getattr(r, k) or 0
+        return totals

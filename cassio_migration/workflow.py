@@ -1,0 +1,366 @@
+"""The one place that wires a job: plan -> run range tasks -> report."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from cassandra.cluster import Session
+
+from .connect import ConnectionSpec, close_session, open_session
+from .copy import CopyOptions, RangeCopier, RejectSink
+from .errors import Interrupted, SchemaError
+from .inflight import RateLimiter
+from .legacy import describe_source
+from .plan import TokenRange, estimated_rows, make_plan, range_count, ring_tokens
+from .report import Progress, run_folder, table, write_json
+from .state import RangeResult, StateStore
+from .target import check_target, prepare_target, target_spec
+from .verify import CATEGORIES, RangeVerifier, VerifyCounts
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    keyspace: str
+    source_table: str
+    target_table: str
+    target_keyspace: str | None = None
+    key_to_text: bool = False
+    metadata_indexing: str = "all"
+    wrap_key: str | None = None
+    page_size: int = 200
+    concurrency: int = 128
+    parallel_ranges: int = 4
+    splits: int = 0
+    rate_limit: float = 0.0
+    retry_seconds: float = 120.0
+    runs_dir: str = "runs"
+    dry_run: bool = False
+    restart: bool = False
+    full: bool = False
+    quiet: bool = False
+
+    @property
+    def target_ks(self) -> str:
+        return self.target_keyspace or self.keyspace
+
+
+@dataclass
+class Sessions:
+    """A plain session (schema, state, cassio) and a raw one (vectors as bytes, tuple rows)."""
+
+    plain: Session
+    raw: Session
+
+    def close(self) -> None:
+        close_session(self.raw)
+        close_session(self.plain)
+
+
+def connect(spec: ConnectionSpec) -> Sessions:
+    return Sessions(open_session(spec), open_session(spec, raw=True))
+
+
+@dataclass
+class MigrateSummary:
+    status: str
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    rows_skipped: int = 0
+    ranges: int = 0
+    ranges_copied: int = 0
+    ranges_skipped: int = 0
+    pass_number: int = 0
+    resumed: bool = False
+    elapsed_s: float = 0.0
+    plan_s: float = 0.0
+    copy_s: float = 0.0
+    rejects_file: str | None = None
+    run_folder: str | None = None
+    source: str = ""
+    target: str = ""
+    dry_run: bool = False
+    write_retries: int = 0
+    workers: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows_read / self.copy_s if self.copy_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["rows_per_s"] = round(self.rows_per_s, 1)
+        data["elapsed_s"] = round(self.elapsed_s, 3)
+        return data
+
+    def lines(self) -> str:
+        rows = [
+            ("status", self.status + (" (dry run: nothing written)" if self.dry_run else "")),
+            ("source -> target", f"{self.source} -> {self.target}"),
+            ("pass", f"{self.pass_number}" + (" (resumed)" if self.resumed else "")),
+            ("ranges", f"{self.ranges} planned, {self.ranges_copied} copied now, {self.ranges_skipped} done before"),
+            ("rows read", f"{self.rows_read:,}"),
+            ("rows written", f"{self.rows_written:,}" + (" (would be)" if self.dry_run else "")),
+            ("rows rejected", f"{self.rows_rejected:,}"),
+            ("rows skipped (unchanged)", f"{self.rows_skipped:,}"),
+            ("read = written + rejected + skipped", "yes" if self.balanced else "NO"),
+            ("plan time", f"{self.plan_s:.1f} s"),
+            ("copy time", f"{self.copy_s:.1f} s ({self.rows_per_s:,.0f} rows/s)"),
+            ("total time", f"{self.elapsed_s:.1f} s"),
+        ]
+        if self.write_retries:
+            rows.append(("write retries", str(self.write_retries)))
+        if self.rejects_file:
+            rows.append(("rejects file", self.rejects_file))
+        return table(rows)
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_read == self.rows_written + self.rows_rejected + self.rows_skipped
+
+
+T = TypeVar("T")
+
+
+def run_ranges(
+    ranges: Iterable[TokenRange],
+    task: Callable[[TokenRange, threading.Event], T | None],
+    parallel: int,
+    on_result: Callable[[T], None],
+) -> None:
+    """Run range tasks on a thread pool; Ctrl-C stops them cleanly and raises Interrupted."""
+    stop = threading.Event()
+    pending = list(ranges)
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="range") as pool:
+        futures: set[Future[T | None]] = set()
+        try:
+            while pending or futures:
+                while pending and len(futures) < parallel:
+                    r = pending.pop(0)
+                    futures.add(pool.submit(task, r, stop))
+                done, futures = wait(futures, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    result = f.result()
+                    if result is not None:
+                        on_result(result)
+        except KeyboardInterrupt:
+            stop.set()
+            wait(futures)
+            raise Interrupted("interrupted: the state is saved; run the same command again to resume") from None
+        except BaseException:
+            stop.set()
+            wait(futures)
+            raise
+
+
+def job_context(options: JobOptions, spec: ConnectionSpec, source: Any, target: Any) -> dict[str, Any]:
+    """What makes this job this job: a state with another context is refused. No secrets."""
+    return {
+        "cluster": spec.describe(),
+        "source": source.name,
+        "target": target.name,
+        "key_type": target.key_type,
+        "dimension": target.dimension,
+        "metadata_indexing": target.metadata_indexing,
+        "wrap_key": options.wrap_key,
+    }
+
+
+def migrate(spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], None]) -> MigrateSummary:
+    started = time.monotonic()
+    sessions = connect(spec)
+    try:
+        return _migrate(sessions, spec, options, echo, started)
+    finally:
+        sessions.close()
+
+
+def _migrate(
+    sessions: Sessions, spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], None], started: float
+) -> MigrateSummary:
+    source = describe_source(sessions.plain, options.keyspace, options.source_table)
+    if options.key_to_text and source.key_type not in ("uuid", "timeuuid"):
+        raise SchemaError(f"{source.name} has {source.key_type} keys: TARGET_KEY_TYPE=text is for UUID keys")
+    target = target_spec(
+        source,
+        options.target_ks,
+        options.target_table,
+        key_to_text=options.key_to_text,
+        metadata_indexing=options.metadata_indexing,
+    )
+    echo(f"source {source.name}: legacy cassio vector table, {source.key_type} keys, dimension {source.dimension}")
+    prepare_target(sessions.plain, target, create=not options.dry_run)
+    copy_options = CopyOptions(
+        source,
+        target,
+        options.key_to_text,
+        options.wrap_key,
+        options.page_size,
+        max(1, options.concurrency // options.parallel_ranges),
+        options.retry_seconds,
+        options.dry_run,
+    )
+    planned = make_plan(
+        ring_tokens(sessions.plain),
+        range_count(
+            estimated_rows(sessions.plain, source.keyspace, source.table), options.splits, options.parallel_ranges
+        ),
+    )
+    summary = MigrateSummary("running", source=source.name, target=target.name, dry_run=options.dry_run)
+    folder = run_folder(options.runs_dir, "dry-run" if options.dry_run else "migrate", target.table)
+    summary.run_folder = folder
+    if options.dry_run:
+        ranges, done, number, resumed, skip_before, state = planned, set(), 0, False, None, None
+    else:
+        state = StateStore(sessions.plain, target.keyspace, target.table)
+        state.create_tables()
+        current = state.begin(
+            job_context(options, spec, source, target), planned, restart=options.restart, full=options.full
+        )
+        ranges, done, number, resumed, skip_before = (
+            current.ranges,
+            current.done,
+            current.number,
+            current.resumed,
+            current.skip_before_us,
+        )
+    summary.pass_number, summary.resumed, summary.ranges = number, resumed, len(ranges)
+    summary.ranges_skipped = len(done)
+    summary.plan_s = time.monotonic() - started
+    echo(
+        f"pass {number}: {'resuming, ' if resumed else ''}{len(ranges)} ranges, {len(done)} already done"
+        + ("; rows unchanged since the last completed pass are skipped" if skip_before else "")
+    )
+    rejects_path = os.path.join(folder, "rejects.jsonl")
+    copy_started = time.monotonic()
+    progress = Progress(None, "rows", options.quiet)
+    with open(rejects_path, "w", encoding="utf-8") as rejects_stream:
+        copier = RangeCopier(
+            sessions.raw, sessions.raw, copy_options, RejectSink(rejects_stream), RateLimiter(options.rate_limit)
+        )
+
+        def task(r: TokenRange, stop: threading.Event) -> RangeResult | None:
+            if state is not None:
+                state.range_started(number, r, "")
+            return copier.copy(r, skip_before, stop, progress.update)
+
+        def record(result: RangeResult) -> None:
+            if state is not None:
+                state.range_done(number, result)
+            summary.rows_read += result.rows_read
+            summary.rows_written += result.rows_written
+            summary.rows_rejected += result.rows_rejected
+            summary.rows_skipped += result.rows_skipped
+            summary.ranges_copied += 1
+            w = summary.workers.setdefault(result.worker.rsplit(":", 1)[0], {"ranges": 0, "rows": 0, "seconds": 0.0})
+            w["ranges"] += 1
+            w["rows"] += result.rows_read
+            w["seconds"] += result.duration_s
+
+        try:
+            run_ranges([r for r in ranges if r.start not in done], task, options.parallel_ranges, record)
+        finally:
+            progress.close()
+            summary.copy_s = time.monotonic() - copy_started
+            summary.elapsed_s = time.monotonic() - started
+    if state is not None:
+        state.finish_pass()
+    summary.rejects_file = rejects_path if summary.rows_rejected else None
+    if not summary.rows_rejected:
+        os.remove(rejects_path)
+    summary.status = "done" if not summary.rows_rejected else "done_with_rejects"
+    write_json(os.path.join(folder, "report.json"), summary.as_dict())
+    return summary
+
+
+@dataclass
+class VerifySummary:
+    source: str
+    target: str
+    counts: VerifyCounts
+    elapsed_s: float = 0.0
+
+    @property
+    def clean(self) -> bool:
+        return self.counts.clean
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": "clean" if self.clean else "differences",
+            "source": self.source,
+            "target": self.target,
+            "source_rows": self.counts.source_rows,
+            **self.counts.counts,
+            "examples": {k: v for k, v in self.counts.examples.items() if v},
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+    def lines(self) -> str:
+        labels = {
+            "matching": "matching",
+            "missing": "missing (in source, not in target)",
+            "different": "different",
+            "target_newer": "target newer (written by the application: not an error)",
+            "extra": "extra (in target, not in source)",
+            "rejected": "rejected by the rules (not expected in target)",
+        }
+        rows = [
+            ("verify", "clean" if self.clean else "DIFFERENCES FOUND"),
+            ("source -> target", f"{self.source} -> {self.target}"),
+            ("source rows", f"{self.counts.source_rows:,}"),
+        ]
+        for c in CATEGORIES:
+            ex = self.counts.examples[c]
+            rows.append((labels[c], f"{self.counts.counts[c]:,}" + (f"  e.g. {', '.join(ex)}" if ex else "")))
+        rows.append(("time", f"{self.elapsed_s:.1f} s"))
+        return table(rows)
+
+
+def verify(spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], None]) -> VerifySummary:
+    started = time.monotonic()
+    sessions = connect(spec)
+    try:
+        source = describe_source(sessions.plain, options.keyspace, options.source_table)
+        target = target_spec(
+            source,
+            options.target_ks,
+            options.target_table,
+            key_to_text=options.key_to_text,
+            metadata_indexing=options.metadata_indexing,
+        )
+        if not check_target(sessions.plain, target):
+            raise SchemaError(f"target {target.name} does not exist: run migrate.py first")
+        copy_options = CopyOptions(source, target, options.key_to_text, options.wrap_key, options.page_size)
+        verifier = RangeVerifier(sessions.raw, sessions.raw, copy_options)
+        ranges = make_plan(
+            ring_tokens(sessions.plain),
+            range_count(
+                estimated_rows(sessions.plain, source.keyspace, source.table), options.splits, options.parallel_ranges
+            ),
+        )
+        total = VerifyCounts()
+        progress = Progress(None, "rows", options.quiet)
+        lock = threading.Lock()
+
+        def record(counts: VerifyCounts) -> None:
+            with lock:
+                total.merge(counts)
+
+        try:
+            run_ranges(
+                ranges, lambda r, stop: verifier.verify(r, stop, progress.update), options.parallel_ranges, record
+            )
+        finally:
+            progress.close()
+        summary = VerifySummary(source.name, target.name, total, time.monotonic() - started)
+        folder = run_folder(options.runs_dir, "verify", target.table)
+        write_json(os.path.join(folder, "report.json"), summary.as_dict())
+        return summary
+    finally:
+        sessions.close()

@@ -1,0 +1,122 @@
+"""Seed a legacy (cassio 0.0.7-style) vector table with fake rows, for rehearsals and tests.
+
+python create.py                      NUM_SAMPLE_VECTORS rows into FAKE_DATA_OLD_TABLE
+python create.py --rows 1000 --dirty  plus the rows real tables hold but cassio never wrote
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from cassio_migration.cli import Console, run
+from cassio_migration.cql import quote
+from cassio_migration.errors import EXIT_OK
+from cassio_migration.legacy import SEED_KEY_TYPES
+from cassio_migration.report import Progress
+from cassio_migration.seed import SeedSpec, dirty_row_count, seed
+from cassio_migration.workflow import connect
+from settings import load_settings
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--rows", type=click.IntRange(0), help="Number of clean rows to write. [NUM_SAMPLE_VECTORS, default 10000]"
+)
+@click.option("--dimension", type=click.IntRange(1, 8192), help="Vector dimension. [VECTOR_DIMENSION, default 1536]")
+@click.option(
+    "--key-type",
+    type=click.Choice(SEED_KEY_TYPES),
+    default="uuid",
+    show_default=True,
+    help="uuid (cassio 0.0.7's default), text (LangChain's ids) or autoid (cassio 0.0.6 auto_id: now() time UUIDs).",
+)
+@click.option(
+    "--dirty",
+    is_flag=True,
+    help=f"Also write {dirty_row_count()} rows cassio never wrote this way: malformed JSON, JSON list/number/null, NULL or empty metadata_blob, NULL document, NULL vector.",
+)
+@click.option(
+    "--ttl-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Fraction of rows written with a TTL (1 hour to 30 days).",
+)
+@click.option(
+    "--seed",
+    "random_seed",
+    type=int,
+    default=42,
+    show_default=True,
+    help="Random seed: the same seed gives the same rows.",
+)
+@click.option("--append", is_flag=True, help="Add rows to a table that already has some (refused otherwise).")
+@click.option("--concurrency", type=click.IntRange(1, 4096), default=64, show_default=True, help="Writes in flight.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def main(
+    rows: int | None,
+    dimension: int | None,
+    key_type: str,
+    dirty: bool,
+    ttl_fraction: float,
+    random_seed: int,
+    append: bool,
+    concurrency: int,
+    quiet: bool,
+) -> None:
+    """Create FAKE_DATA_OLD_TABLE as cassio 0.0.7 does and fill it with fake rows.
+
+    Settings come from the environment and .env (see template.env); flags override them.
+    Exit codes: 0 done; 2 bad settings or usage (e.g. the table has rows and no --append);
+    3 fatal error.
+    """
+
+    def body(console: Console) -> int:
+        settings = load_settings()
+        console.secrets = settings.secrets()
+        keyspace = settings.resolved_keyspace()
+        table = settings.require("FAKE_DATA_OLD_TABLE")
+        spec = SeedSpec(
+            rows=settings.num_sample_vectors if rows is None else rows,
+            dimension=settings.vector_dimension if dimension is None else dimension,
+            key_type=key_type,
+            dirty=dirty,
+            ttl_fraction=ttl_fraction,
+            seed=random_seed,
+            append=append,
+        )
+        sessions = connect(settings.connection())
+        session = sessions.plain
+        try:
+            if not settings.is_astra:
+                # A rehearsal on a local node: make the keyspace if it is not there yet.
+                session.execute(
+                    f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)} WITH replication ="
+                    " {'class': 'SimpleStrategy', 'replication_factor': 1}"
+                )
+            total = spec.rows + (dirty_row_count() if dirty else 0)
+            console.info(f"seeding {keyspace}.{table}: {total:,} rows, dimension {spec.dimension}, {key_type} keys")
+            started = time.monotonic()
+            progress = Progress(total, "rows", quiet)
+            try:
+                written = seed(
+                    session, sessions.raw, keyspace, table, spec, concurrency=concurrency, progress=progress.update
+                )
+            finally:
+                progress.close()
+            elapsed = time.monotonic() - started
+            console.out(
+                f"wrote {written:,} rows to {keyspace}.{table} in {elapsed:.1f} s"
+                f" ({written / elapsed if elapsed else 0:,.0f} rows/s)"
+            )
+        finally:
+            sessions.close()
+        return EXIT_OK
+
+    run(body, Console(quiet=quiet))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""settings.py: defaults, .env vs environment, validation, keyspace resolution, secrets, template.env."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+
+import settings
+from cassio_migration.errors import EXIT_USAGE, SettingsError
+from settings import VARIABLES, Settings, load_settings
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "template.env"
+
+PASSWORD = "pw-Secr3t-xyzzy"
+TOKEN = "AstraCS:tok-abcdef-123456"
+
+
+def load(env: dict[str, str] | None = None, dotenv: str | None = None, tmp_path: Path | None = None) -> Settings:
+    """Settings from `env` only, or from `env` over a .env file holding `dotenv`."""
+    path = None
+    if dotenv is not None:
+        assert tmp_path is not None
+        env_file = tmp_path / ".env"
+        env_file.write_text(dotenv, encoding="utf-8")
+        path = str(env_file)
+    return load_settings(environ=env or {}, dotenv_path=path)
+
+
+# --- defaults ---------------------------------------------------------------------------------
+
+
+def test_defaults_with_empty_environment_and_no_dotenv():
+    s = load_settings(environ={}, dotenv_path=None)
+    assert s == Settings()
+    assert s.contact_points == ("127.0.0.1",)
+    assert s.port == 9042
+    assert s.username is None and s.password is None
+    assert s.tls_ca_file is None
+    assert s.keyspace is None and s.old_table is None and s.target_table is None
+    assert s.vector_dimension == 1536
+    assert s.num_sample_vectors == 10_000
+    assert s.consistency == "local_quorum"
+    assert s.concurrency == 128
+    assert s.parallel_ranges == 4
+    assert s.page_size == 200
+    assert s.splits == 0
+    assert s.rate_limit == 0.0
+    assert s.retry_seconds == 120.0
+    assert s.runs_dir == "runs"
+    assert s.metadata_indexing == "all"
+    assert s.target_key_type == "same"
+    assert s.metadata_wrap_key is None
+    assert not s.is_astra
+
+
+def test_variable_defaults_match_dataclass_defaults():
+    defaults = Settings()
+    for var in VARIABLES:
+        assert getattr(defaults, var.attr) == var.default, var.name
+
+
+def test_missing_dotenv_file_is_ignored(tmp_path):
+    s = load_settings(environ={"CASSANDRA_PORT": "9043"}, dotenv_path=str(tmp_path / "absent.env"))
+    assert s.port == 9043
+
+
+def test_unrelated_environment_variables_are_ignored():
+    s = load_settings(environ={"PATH": "/bin", "HOME": "/root", "cassandra_port": "1"}, dotenv_path=None)
+    assert s == Settings()
+
+
+# --- .env vs environment ----------------------------------------------------------------------
+
+
+def test_dotenv_values_are_read(tmp_path):
+    s = load(
+        dotenv="CASSANDRA_PORT=9999\nOLD_TABLE=legacy\nCASSANDRA_CONTACT_POINTS=h1, h2 ,,h3\nMIGRATION_RATE_LIMIT=2.5\n",
+        tmp_path=tmp_path,
+    )
+    assert s.port == 9999
+    assert s.old_table == "legacy"
+    assert s.contact_points == ("h1", "h2", "h3")
+    assert s.rate_limit == 2.5
+
+
+def test_environment_wins_over_dotenv(tmp_path):
+    s = load(
+        env={"CASSANDRA_PORT": "1234", "OLD_TABLE": "from_env"},
+        dotenv="CASSANDRA_PORT=9999\nOLD_TABLE=from_file\nTARGET_TABLE=file_target\n",
+        tmp_path=tmp_path,
+    )
+    assert s.port == 1234
+    assert s.old_table == "from_env"
+    assert s.target_table == "file_target"
+
+
+def test_empty_environment_variable_does_not_hide_dotenv_value(tmp_path):
+    s = load(
+        env={"OLD_TABLE": "", "CASSANDRA_PORT": ""},
+        dotenv="OLD_TABLE=from_file\nCASSANDRA_PORT=9999\n",
+        tmp_path=tmp_path,
+    )
+    assert s.old_table == "from_file"
+    assert s.port == 9999
+
+
+def test_empty_dotenv_value_means_default(tmp_path):
+    s = load(dotenv="CASSANDRA_PORT=\nCASSANDRA_USERNAME=\nMETADATA_INDEXING=\n", tmp_path=tmp_path)
+    assert s.port == 9042
+    assert s.username is None
+    assert s.metadata_indexing == "all"
+
+
+def test_dotenv_inline_comments_are_not_part_of_values(tmp_path):
+    s = load(dotenv="CASSANDRA_PORT=9043   # the port\nCASSANDRA_USERNAME=    # empty\n", tmp_path=tmp_path)
+    assert s.port == 9043
+    assert s.username is None
+
+
+def test_template_env_loads_as_a_dotenv():
+    s = load_settings(environ={}, dotenv_path=str(TEMPLATE))
+    assert s.contact_points == ("127.0.0.1",)
+    assert s.port == 9042
+    assert s.keyspace == "demo"
+    assert s.old_table == "legacy_vectors"
+    assert s.target_table == "vectors"
+    assert s.username is None and s.password is None and s.astra_token is None
+    assert s.metadata_wrap_key is None
+    assert s.resolved_keyspace() == "demo"
+
+
+# --- parsing of valid values -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "attr", "expected"),
+    [
+        ("CASSANDRA_PORT", " 9043 ", "port", 9043),
+        ("CASSANDRA_PORT", "1", "port", 1),
+        ("CASSANDRA_PORT", "65535", "port", 65535),
+        ("NUM_SAMPLE_VECTORS", "100_000", "num_sample_vectors", 100_000),
+        ("NUM_SAMPLE_VECTORS", "0", "num_sample_vectors", 0),
+        ("VECTOR_DIMENSION", "8192", "vector_dimension", 8192),
+        ("MIGRATION_SPLITS", "0", "splits", 0),
+        ("MIGRATION_RETRY_SECONDS", "0.5", "retry_seconds", 0.5),
+        ("MIGRATION_CONSISTENCY", "QUORUM", "consistency", "quorum"),
+        ("TARGET_KEY_TYPE", " Text ", "target_key_type", "text"),
+        ("METADATA_INDEXING", "NONE", "metadata_indexing", "none"),
+        ("METADATA_INDEXING", "Allow: a , b,,", "metadata_indexing", "allow:a,b"),
+        ("METADATA_INDEXING", "deny:x", "metadata_indexing", "deny:x"),
+        ("METADATA_WRAP_KEY", "legacy", "metadata_wrap_key", "legacy"),
+        ("CASSANDRA_CONTACT_POINTS", "10.0.0.1,10.0.0.2", "contact_points", ("10.0.0.1", "10.0.0.2")),
+    ],
+)
+def test_valid_values_are_parsed(name, raw, attr, expected):
+    s = load_settings(environ={name: raw}, dotenv_path=None)
+    assert getattr(s, attr) == expected
+    assert type(getattr(s, attr)) is type(expected)
+
+
+def test_tls_ca_file_that_exists_is_accepted(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="ascii")
+    s = load_settings(environ={"CASSANDRA_TLS_CA_FILE": str(ca)}, dotenv_path=None)
+    assert s.tls_ca_file == str(ca)
+
+
+@pytest.mark.parametrize(
+    ("name", "attr"),
+    [
+        ("CASSANDRA_KEYSPACE", "keyspace"),
+        ("LOCAL_KEYSPACE", "local_keyspace"),
+        ("ASTRA_DB_KEYSPACE", "astra_keyspace"),
+        ("OLD_TABLE", "old_table"),
+        ("TARGET_TABLE", "target_table"),
+        ("FAKE_DATA_OLD_TABLE", "fake_data_old_table"),
+    ],
+)
+def test_names_are_folded_to_lower_case(name, attr):
+    s = load_settings(environ={name: " My_Table2 "}, dotenv_path=None)
+    assert getattr(s, attr) == "my_table2"
+
+
+# --- invalid values ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("CASSANDRA_PORT", "abc"),
+        ("CASSANDRA_PORT", "70000"),
+        ("CASSANDRA_PORT", "0"),
+        ("CASSANDRA_PORT", "90.5"),
+        ("VECTOR_DIMENSION", "0"),
+        ("VECTOR_DIMENSION", "8193"),
+        ("NUM_SAMPLE_VECTORS", "-1"),
+        ("MIGRATION_CONCURRENCY", "-1"),
+        ("MIGRATION_CONCURRENCY", "0"),
+        ("MIGRATION_PARALLEL_RANGES", "257"),
+        ("MIGRATION_PAGE_SIZE", "0"),
+        ("MIGRATION_SPLITS", "-3"),
+        ("MIGRATION_RATE_LIMIT", "-1"),
+        ("MIGRATION_RATE_LIMIT", "fast"),
+        ("MIGRATION_RATE_LIMIT", "nan"),
+        ("MIGRATION_RETRY_SECONDS", "-0.5"),
+        ("MIGRATION_CONSISTENCY", "two"),
+        ("METADATA_INDEXING", "bogus"),
+        ("METADATA_INDEXING", "allow:"),
+        ("METADATA_INDEXING", "allow: , "),
+        ("METADATA_INDEXING", "keep:a"),
+        ("TARGET_KEY_TYPE", "int"),
+        ("OLD_TABLE", "bad-name"),
+        ("OLD_TABLE", "1table"),
+        ("TARGET_TABLE", "a" * 49),
+        ("CASSANDRA_KEYSPACE", 'ks"; DROP'),
+        ("CASSANDRA_CONTACT_POINTS", " , ,"),
+        ("CASSANDRA_TLS_CA_FILE", "/nonexistent/ca.pem"),
+        ("ASTRA_DB_SECURE_BUNDLE_PATH", "/nonexistent/secure-connect.zip"),
+    ],
+)
+def test_invalid_value_raises_settings_error_naming_the_variable(name, raw):
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={name: raw}, dotenv_path=None)
+    assert str(info.value).startswith(name + ":")
+    assert info.value.variable == name
+
+
+def test_invalid_value_in_dotenv_names_the_variable(tmp_path):
+    with pytest.raises(SettingsError) as info:
+        load(dotenv="VECTOR_DIMENSION=zero\n", tmp_path=tmp_path)
+    assert str(info.value).startswith("VECTOR_DIMENSION:")
+
+
+def test_longest_valid_name_is_accepted():
+    s = load_settings(environ={"TARGET_TABLE": "a" * 48}, dotenv_path=None)
+    assert s.target_table == "a" * 48
+
+
+def test_settings_error_exit_code_is_2():
+    assert SettingsError.exit_code == 2 == EXIT_USAGE
+    assert SettingsError("X", "y").exit_code == 2
+
+
+# --- keyspace resolution ------------------------------------------------------------------------
+
+
+def test_cassandra_keyspace_wins():
+    env = {"CASSANDRA_KEYSPACE": "main_ks", "LOCAL_KEYSPACE": "loc", "ASTRA_DB_KEYSPACE": "ast"}
+    assert load(env).resolved_keyspace() == "main_ks"
+    assert load({**env, "ASTRA_DB_APPLICATION_TOKEN": TOKEN}).resolved_keyspace() == "main_ks"
+
+
+def test_local_keyspace_is_used_without_astra_token():
+    assert load({"LOCAL_KEYSPACE": "loc"}).resolved_keyspace() == "loc"
+    assert load({"LOCAL_KEYSPACE": "loc", "ASTRA_DB_KEYSPACE": "ast"}).resolved_keyspace() == "loc"
+
+
+def test_astra_keyspace_is_preferred_with_astra_token():
+    env = {"LOCAL_KEYSPACE": "loc", "ASTRA_DB_KEYSPACE": "ast", "ASTRA_DB_APPLICATION_TOKEN": TOKEN}
+    s = load(env)
+    assert s.is_astra
+    assert s.resolved_keyspace() == "ast"
+
+
+def test_other_keyspace_is_the_fallback():
+    assert load({"ASTRA_DB_KEYSPACE": "ast"}).resolved_keyspace() == "ast"
+    assert load({"LOCAL_KEYSPACE": "loc", "ASTRA_DB_APPLICATION_TOKEN": TOKEN}).resolved_keyspace() == "loc"
+
+
+def test_no_keyspace_raises_naming_cassandra_keyspace():
+    for env in ({}, {"ASTRA_DB_APPLICATION_TOKEN": TOKEN}):
+        with pytest.raises(SettingsError) as info:
+            load(env).resolved_keyspace()
+        assert str(info.value).startswith("CASSANDRA_KEYSPACE")
+        assert info.value.variable == "CASSANDRA_KEYSPACE"
+
+
+# --- require / override -----------------------------------------------------------------------
+
+
+def test_require_unset_raises_naming_the_variable():
+    with pytest.raises(SettingsError) as info:
+        load({}).require("OLD_TABLE")
+    assert str(info.value).startswith("OLD_TABLE")
+    assert info.value.variable == "OLD_TABLE"
+
+
+def test_require_set_returns_the_value():
+    s = load({"OLD_TABLE": "Legacy", "VECTOR_DIMENSION": "3"})
+    assert s.require("OLD_TABLE") == "legacy"
+    assert s.require("VECTOR_DIMENSION") == 3
+
+
+def test_override_parses_and_validates():
+    base = load({"MIGRATION_CONCURRENCY": "64", "OLD_TABLE": "src"})
+    s = base.override(concurrency="8", metadata_indexing="allow:a,b")
+    assert s.concurrency == 8
+    assert s.metadata_indexing == "allow:a,b"
+    assert s.old_table == "src"  # untouched
+    assert base.concurrency == 64  # the original is unchanged (frozen)
+
+
+def test_override_none_changes_nothing():
+    base = load({"MIGRATION_CONCURRENCY": "64"})
+    assert base.override(concurrency=None, metadata_indexing=None, page_size=None) == base
+
+
+def test_override_keeps_non_string_values():
+    s = load({}).override(concurrency=5, rate_limit=1.5)
+    assert s.concurrency == 5
+    assert s.rate_limit == 1.5
+
+
+@pytest.mark.parametrize(
+    ("flag", "raw", "prefix"),
+    [
+        ("concurrency", "0", "--concurrency"),
+        ("concurrency", "many", "--concurrency"),
+        ("metadata_indexing", "bogus", "--metadata-indexing"),
+        ("target_key_type", "int", "--target-key-type"),
+        ("page_size", "-1", "--page-size"),
+    ],
+)
+def test_override_invalid_value_raises_naming_the_flag(flag, raw, prefix):
+    with pytest.raises(SettingsError) as info:
+        load({}).override(**{flag: raw})
+    assert str(info.value).startswith(prefix + ":")
+
+
+def test_job_options_from_settings():
+    s = load(
+        {
+            "CASSANDRA_KEYSPACE": "ks",
+            "OLD_TABLE": "old",
+            "TARGET_TABLE": "new",
+            "TARGET_KEY_TYPE": "text",
+            "METADATA_WRAP_KEY": "legacy",
+            "MIGRATION_PAGE_SIZE": "50",
+        }
+    )
+    opts = s.job_options(dry_run=True)
+    assert (opts.keyspace, opts.source_table, opts.target_table) == ("ks", "old", "new")
+    assert opts.key_to_text is True
+    assert opts.wrap_key == "legacy"
+    assert opts.page_size == 50
+    assert opts.dry_run is True
+
+
+# --- secrets --------------------------------------------------------------------------------------
+
+
+def test_secrets_lists_password_and_token():
+    s = load({"CASSANDRA_USERNAME": "user", "CASSANDRA_PASSWORD": PASSWORD, "ASTRA_DB_APPLICATION_TOKEN": TOKEN})
+    assert sorted(s.secrets()) == sorted([PASSWORD, TOKEN])
+    assert "user" not in s.secrets()
+
+
+def test_secrets_empty_when_none_set():
+    assert load({"CASSANDRA_USERNAME": "user"}).secrets() == []
+
+
+def test_secret_variables_are_password_and_token():
+    assert {v.name for v in VARIABLES if v.secret} == {"CASSANDRA_PASSWORD", "ASTRA_DB_APPLICATION_TOKEN"}
+
+
+def test_repr_does_not_show_secrets():
+    s = load({"CASSANDRA_USERNAME": "user", "CASSANDRA_PASSWORD": PASSWORD, "ASTRA_DB_APPLICATION_TOKEN": TOKEN})
+    assert s.password == PASSWORD and s.astra_token == TOKEN
+    for text in (repr(s), str(s), repr(s.connection()), s.connection().describe()):
+        assert PASSWORD not in text
+        assert TOKEN not in text
+    assert "user" in repr(s)
+
+
+# --- template.env is key for key the list of variables ----------------------------------------------
+
+
+def test_template_env_names_exactly_the_variables():
+    names = set(dotenv_values(TEMPLATE).keys())
+    assert names == {v.name for v in settings.VARIABLES}
+
+
+def test_variables_are_unique_and_map_to_settings_fields():
+    names = [v.name for v in VARIABLES]
+    attrs = [v.attr for v in VARIABLES]
+    assert len(names) == len(set(names))
+    assert len(attrs) == len(set(attrs))
+    assert set(attrs) == set(Settings.__dataclass_fields__)
+
+
+def test_every_template_variable_line_has_a_comment():
+    variable_line = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
+    lines = TEMPLATE.read_text(encoding="utf-8").splitlines()
+    found = []
+    for line in lines:
+        match = variable_line.match(line)
+        if not match:
+            continue
+        found.append(match.group(1))
+        value_and_comment = line[match.end() :]
+        assert re.search(r"(^|\s)#\s*\S", value_and_comment), f"no comment on: {line!r}"
+    assert set(found) == {v.name for v in VARIABLES}
+    assert len(found) == len(set(found)), "a variable is listed twice in template.env"
