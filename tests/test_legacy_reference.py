@@ -1,0 +1,131 @@
+"""create.py's table is the one cassio 0.0.7 (and 0.0.6) creates: checked against the real packages.
+
+cassio 0.0.x and 0.1.x cannot be installed side by side, so the old package is installed
+into a folder of its own (pure Python, no dependencies needed beyond the driver we have)
+and run in a subprocess with that folder first on its path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from cassandra.cluster import Session
+
+from tests.conftest import PORT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def old_cassio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folders = {}
+    for version in ("0.0.7", "0.0.6"):
+        target = tmp_path_factory.mktemp(f"cassio-{version}")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--target",
+                str(target),
+                f"cassio=={version}",
+            ],
+            check=True,
+        )
+        folders[version] = target
+    return folders
+
+
+def run_old(folder: Path, code: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=True, env=env, timeout=120)
+
+
+def schema(
+    session: Session, keyspace: str, table: str
+) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str, str]]]:
+    columns = sorted(
+        (r.column_name, r.kind, r.type, r.clustering_order)
+        for r in session.execute(
+            "SELECT column_name, kind, type, clustering_order FROM system_schema.columns"
+            " WHERE keyspace_name = %s AND table_name = %s",
+            (keyspace, table),
+        )
+    )
+    indexes = sorted(
+        (r.index_name.replace(table, "{table}"), r.kind, json.dumps(dict(r.options), sort_keys=True))
+        for r in session.execute(
+            "SELECT index_name, kind, options FROM system_schema.indexes WHERE keyspace_name = %s AND table_name = %s",
+            (keyspace, table),
+        )
+    )
+    return columns, indexes
+
+
+@pytest.mark.parametrize(
+    ("version", "key_type", "old_args"),
+    [
+        ("0.0.7", "uuid", "primary_key_type='UUID'"),
+        ("0.0.7", "text", "primary_key_type='TEXT'"),
+        ("0.0.6", "autoid", "auto_id=True"),
+    ],
+)
+def test_create_py_makes_the_same_table_as_old_cassio(
+    bundle, session: Session, keyspace: str, old_cassio, version: str, key_type: str, old_args: str
+) -> None:
+    run_old(
+        old_cassio[version],
+        f"""
+        import cassio.vector
+        from cassandra.cluster import Cluster
+        session = Cluster(["127.0.0.1"], port={PORT}).connect()
+        cassio.vector.VectorTable(session, "{keyspace}", "reference", embedding_dimension=16, {old_args})
+    """,
+    )
+    assert bundle("create.py", "--rows", "3", "--key-type", key_type, "--quiet").code == 0
+    ours = schema(session, keyspace, "legacy")
+    theirs = schema(session, keyspace, "reference")
+    assert ours == theirs
+    assert ours[1][0][0] == "{table}_embedding_idx"
+
+
+def test_rows_written_by_cassio_007_migrate_and_read_back_the_same(
+    bundle, session: Session, keyspace: str, old_cassio
+) -> None:
+    metadatas = [{"a": 1, "b": "x"}, {"nested": {"k": [1, 2]}, "flag": False, "none": None}, {}]
+    run_old(
+        old_cassio["0.0.7"],
+        f"""
+        import uuid, cassio.vector
+        from cassandra.cluster import Cluster
+        session = Cluster(["127.0.0.1"], port={PORT}).connect()
+        t = cassio.vector.VectorTable(session, "{keyspace}", "legacy", embedding_dimension=16, primary_key_type="UUID")
+        for i, md in enumerate({metadatas!r}):
+            t.put(f"document {{i}}", [0.1 * (i + 1)] * 16, uuid.UUID(int=i + 1), md, 3600 if i == 0 else None)
+    """,
+    )
+    assert bundle("migrate.py", "--quiet").code == 0
+    assert bundle("migrate.py", "--verify", "--quiet").code == 0
+    from cassio.vector import VectorTable  # 0.1.x, as the application will use it
+
+    app = VectorTable(
+        session=session, keyspace=keyspace, table="migrated", embedding_dimension=16, primary_key_type="UUID"
+    )
+    import uuid
+
+    for i, md in enumerate(metadatas):
+        row = app.get(document_id=uuid.UUID(int=i + 1))
+        assert row is not None
+        assert row["document"] == f"document {i}"
+        assert row["metadata"] == {k: app.table._coerce_string(v) for k, v in md.items()}
+        assert row["embedding_vector"] == pytest.approx([0.1 * (i + 1)] * 16)
