@@ -19,8 +19,7 @@ check: venv  ## formatting, lint and types
 	$(VENV)/bin/mypy
 
 test: check  ## the whole suite on a real node (started if none answers, stopped if started here)
-	scripts/with-node.sh $(PY) -m pytest -m "not slow" -q
-	scripts/with-node.sh $(PY) -m pytest -m slow -q
+	scripts/with-node.sh sh -c '$(PY) -m pytest -m "not slow" -q && $(PY) -m pytest -m slow -q' 
 
 test-fast: venv  ## the unit tests only (no database)
 	$(PY) -m pytest -q tests/test_settings.py tests/test_plan.py tests/test_transform.py tests/test_seed.py

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from cassandra.cluster import Session
 
 from .connect import ConnectionSpec, close_session, open_session
-from .copy import CopyOptions, RangeCopier, RejectSink
+from .copy import CopyOptions, RangeCopier, RejectSink, worker_name
 from .errors import Interrupted, SchemaError
 from .inflight import RateLimiter
 from .legacy import describe_source
@@ -247,7 +247,7 @@ def _migrate(
 
         def task(r: TokenRange, stop: threading.Event) -> RangeResult | None:
             if state is not None:
-                state.range_started(number, r, "")
+                state.range_started(number, r, worker_name())
             return copier.copy(r, skip_before, stop, progress.update)
 
         def record(result: RangeResult) -> None:

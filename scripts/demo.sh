@@ -28,7 +28,7 @@ $PY migrate.py || status=$?
 echo "== 3. migrate.py --verify"
 $PY migrate.py --verify
 
-echo "== 4. migrate.py again: the re-run after the cutover (only rows written since are copied)"
+echo "== 4. migrate.py again: the re-run after the cutover (copies rows written since the first pass began, less a 5-minute clock-skew margin: here, all)"
 status=0
 $PY migrate.py || status=$?
 [[ $status == 0 || $status == 1 ]] || exit "$status"

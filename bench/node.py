@@ -1,0 +1,91 @@
+"""What the benchmark asks of the node: drops, row counts, waiting until it is idle."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from cassandra.cluster import Session
+
+from cassio_migration.connect import ConnectionSpec
+from cassio_migration.cql import qualified, quote
+
+ROOT = Path(__file__).resolve().parent.parent
+# Background work that competes with the next program for the node's CPU.
+BACKGROUND_POOLS = ("CompactionExecutor", "MemtableFlushWriter", "MemtablePostFlush", "PerDiskMemtableFlushWriter_0")
+DDL_TIMEOUT_S = 120.0
+
+
+def release_version(session: Session) -> str:
+    row = session.execute("SELECT release_version FROM system.local").one()
+    return str(row.release_version) if row else "unknown"
+
+
+def node_pid(spec: ConnectionSpec) -> int | None:
+    """The pid of a node started by scripts/cassandra.sh on this machine, if that is where we connect."""
+    if spec.is_astra or set(spec.contact_points) - {"127.0.0.1", "localhost"}:
+        return None
+    try:
+        pid = int((ROOT / ".cassandra" / f"node-{spec.port}" / "cassandra.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if os.path.exists(f"/proc/{pid}") else None
+
+
+def drop_keyspace(session: Session, keyspace: str) -> None:
+    session.execute(f"DROP KEYSPACE IF EXISTS {quote(keyspace)}", timeout=DDL_TIMEOUT_S)
+
+
+def table_exists(session: Session, keyspace: str, table: str) -> bool:
+    found = session.execute(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s", (keyspace, table)
+    )
+    return found.one() is not None
+
+
+def drop_table(session: Session, keyspace: str, table: str) -> None:
+    """Drop and make sure it is gone: a leftover would make the next program append to old rows."""
+    session.execute(f"DROP TABLE IF EXISTS {qualified(keyspace, table)}", timeout=DDL_TIMEOUT_S)
+    deadline = time.monotonic() + DDL_TIMEOUT_S
+    while table_exists(session, keyspace, table):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{keyspace}.{table} is still there {DDL_TIMEOUT_S:.0f} s after DROP TABLE")
+        time.sleep(0.5)
+
+
+def count_rows(session: Session, keyspace: str, table: str, key: str) -> int:
+    """Rows by a paged scan of the key alone: COUNT(*) times out on large tables."""
+    statement = session.prepare(f"SELECT {quote(key)} FROM {qualified(keyspace, table)}")
+    statement.fetch_size = 5000
+    return sum(1 for _ in session.execute(statement, timeout=DDL_TIMEOUT_S))
+
+
+def busy_tasks(session: Session) -> int:
+    rows = session.execute("SELECT name, active_tasks, pending_tasks FROM system_views.thread_pools")
+    return sum(r.active_tasks + r.pending_tasks for r in rows if r.name in BACKGROUND_POOLS)
+
+
+def wait_idle(session: Session, timeout_s: float = 180.0) -> float:
+    """Wait until no flush or compaction runs (twice in a row); the seconds waited."""
+    started = time.monotonic()
+    quiet = 0
+    while quiet < 2 and time.monotonic() - started < timeout_s:
+        quiet = quiet + 1 if busy_tasks(session) == 0 else 0
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def flush(session: Session, keyspace: str, table: str) -> None:
+    """Flush a table's memtable without nodetool (no JMX here): a short periodic flush, then none.
+
+    Else the source's memtable is flushed (and its vector graph written) inside whichever
+    program happens to fill the heap first, which would charge one program for it.
+    """
+    name = qualified(keyspace, table)
+    session.execute(f"ALTER TABLE {name} WITH memtable_flush_period_in_ms = 1000", timeout=DDL_TIMEOUT_S)
+    try:
+        time.sleep(2.5)  # the flush is scheduled within one period
+        wait_idle(session, timeout_s=600.0)
+    finally:
+        session.execute(f"ALTER TABLE {name} WITH memtable_flush_period_in_ms = 0", timeout=DDL_TIMEOUT_S)

@@ -1,0 +1,349 @@
+"""Copy benchmark: the original scripts' approach vs migrate.py vs a raw-copy ceiling, on one node.
+
+.venv/bin/python bench/run.py [--rows N] [--dimension D] [--reps R] [--keyspace K]
+
+Drops keyspace K, seeds K.legacy with create.py, then times (a) the original approach,
+(b) migrate.py with its defaults and (c) a raw copy, alternating a, b, c for R reps, each
+program a subprocess of its own into a fresh target. Prints one table of medians and
+writes it as JSON to bench/results/latest.json. Connection settings come from the
+environment only (not .env), so that every program runs with its own defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # `python bench/run.py` puts bench/ on the path, not the repository
+
+from cassandra.cluster import Session  # noqa: E402
+
+from bench.measure import Measured, run_measured  # noqa: E402
+from bench.node import (  # noqa: E402
+    count_rows,
+    drop_keyspace,
+    drop_table,
+    flush,
+    node_pid,
+    release_version,
+    table_exists,
+    wait_idle,
+)
+from cassio_migration.connect import ConnectionSpec, close_session, open_session  # noqa: E402
+from cassio_migration.cql import identifier  # noqa: E402
+from settings import load_settings  # noqa: E402
+
+SOURCE = "legacy"
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+# Defaults: ~15 min on 2 cores (Java 17 node, scalar jvector: ~5-10 ms of node CPU per indexed row).
+DEFAULT_ROWS = 10_000
+DEFAULT_DIMENSION = 1536
+DEFAULT_REPS = 3
+DEFAULT_KEYSPACE = "cassio_bench"
+# Writes in flight for create.py: above nproc + 1, Cassandra 5.0.9 may fail a vector insert (CASSANDRA-21644).
+SEED_CONCURRENCY = 3
+# Settings that shape a job: cleared so that each program runs with its own defaults.
+JOB_VARIABLES = frozenset(
+    {
+        "OLD_TABLE",
+        "TARGET_TABLE",
+        "FAKE_DATA_OLD_TABLE",
+        "VECTOR_DIMENSION",
+        "NUM_SAMPLE_VECTORS",
+        "METADATA_INDEXING",
+        "TARGET_KEY_TYPE",
+        "METADATA_WRAP_KEY",
+        "LOCAL_KEYSPACE",
+        "ASTRA_DB_KEYSPACE",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Program:
+    slug: str  # a, b, c: also the target table's prefix
+    name: str
+    key: str  # the target's key column, for the row count
+    exit_codes: tuple[int, ...] = (0,)
+
+
+PROGRAMS = (
+    Program("a", "original", "row_id"),
+    Program("b", "migrate.py", "row_id", (0, 1)),  # 1 = done with rejects: the row count decides
+    Program("c", "raw copy", "document_id"),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    rows: int
+    dimension: int
+    reps: int
+    keyspace: str
+
+
+@dataclass
+class Rep:
+    program: str
+    rep: int
+    target: str
+    ok: bool
+    rows_written: int
+    rows_in_target: int
+    elapsed_s: float  # from the program's own report: connect + create target + copy
+    rows_per_s: float
+    wall_s: float  # the subprocess, start to exit (interpreter start and imports included)
+    peak_rss_mb: float
+    cpu_s: float
+    node_cpu_s: float | None
+    other_cpu_s: float
+    idle_wait_s: float
+    error: str = ""
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_args(argv: Sequence[str] | None) -> Config:
+    parser = argparse.ArgumentParser(description="Benchmark the copy: original approach vs migrate.py vs raw copy.")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"rows in the legacy table [{DEFAULT_ROWS}]")
+    parser.add_argument(
+        "--dimension", type=int, default=DEFAULT_DIMENSION, help=f"vector dimension [{DEFAULT_DIMENSION}]"
+    )
+    parser.add_argument("--reps", type=int, default=DEFAULT_REPS, help=f"repetitions of a, b, c [{DEFAULT_REPS}]")
+    parser.add_argument("--keyspace", default=DEFAULT_KEYSPACE, help=f"keyspace, DROPPED first [{DEFAULT_KEYSPACE}]")
+    args = parser.parse_args(argv)
+    if args.rows < 1 or args.reps < 1 or not 1 <= args.dimension <= 8192:
+        parser.error("--rows and --reps must be at least 1, --dimension from 1 to 8192")
+    return Config(args.rows, args.dimension, args.reps, identifier("--keyspace", args.keyspace))
+
+
+def machine(session: Session) -> dict[str, Any]:
+    with open("/proc/meminfo", encoding="ascii") as f:
+        mem_kb = int(next(line for line in f if line.startswith("MemTotal:")).split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "ram_gib": round(mem_kb / 2**20, 1),
+        "cassandra": release_version(session),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def child_env(cfg: Config, workdir: str, target: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in JOB_VARIABLES and not k.startswith("MIGRATION_")}
+    env.update(
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        CASSANDRA_KEYSPACE=cfg.keyspace,
+        FAKE_DATA_OLD_TABLE=SOURCE,
+        OLD_TABLE=SOURCE,
+        TARGET_TABLE=target,
+        VECTOR_DIMENSION=str(cfg.dimension),
+        MIGRATION_RUNS_DIR=os.path.join(workdir, "runs"),
+    )
+    return env
+
+
+def command(program: Program, cfg: Config, target: str, report: str) -> list[str]:
+    common = ["--keyspace", cfg.keyspace, "--source", SOURCE, "--target", target, "--report", report]
+    if program.slug == "a":
+        return [sys.executable, "-m", "bench.original", *common, "--dimension", str(cfg.dimension)]
+    if program.slug == "b":
+        return [sys.executable, str(ROOT / "migrate.py"), "--quiet", "--report", report]
+    return [sys.executable, "-m", "bench.raw_copy", *common]
+
+
+def timeout_s(cfg: Config) -> float:
+    """Generous: only there so that a stuck program cannot hang the benchmark."""
+    return 600.0 + cfg.rows * cfg.dimension / 1536 * 0.25
+
+
+def failure(m: Measured, workdir: str) -> str:
+    """The tail of what a failed program said, and its traceback file if it left one."""
+    text = (m.stderr.strip() or m.stdout.strip())[-1500:]
+    last_error = Path(workdir) / "last-error.txt"
+    if last_error.exists():
+        text += "\n" + last_error.read_text()[-1500:]
+        last_error.unlink()
+    return f"exit {m.returncode}: {text}"
+
+
+def seed(session: Session, spec: ConnectionSpec, cfg: Config, workdir: str) -> dict[str, Any]:
+    """A clean keyspace and the legacy table, flushed so that no program pays for its flush."""
+    drop_keyspace(session, cfg.keyspace)
+    cmd = [sys.executable, str(ROOT / "create.py"), "--rows", str(cfg.rows), "--dimension", str(cfg.dimension)]
+    cmd += ["--concurrency", str(SEED_CONCURRENCY), "--quiet"]
+    m = run_measured(cmd, child_env(cfg, workdir, "unused"), workdir, node_pid(spec), timeout_s(cfg))
+    if m.returncode != 0:
+        raise SystemExit(f"create.py failed: {failure(m, workdir)}")
+    found = count_rows(session, cfg.keyspace, SOURCE, "document_id")
+    if found != cfg.rows:
+        raise SystemExit(f"create.py wrote {found:,} rows, not {cfg.rows:,}")
+    flush_started = time.monotonic()
+    flush(session, cfg.keyspace, SOURCE)
+    return {"rows": found, "wall_s": round(m.wall_s, 1), "flush_s": round(time.monotonic() - flush_started, 1)}
+
+
+def run_rep(session: Session, spec: ConnectionSpec, cfg: Config, program: Program, rep: int, workdir: str) -> Rep:
+    target = f"{program.slug}_r{rep}"
+    drop_table(session, cfg.keyspace, target)
+    # Flushes and compactions left by the previous program would slow this one down.
+    idle_wait = wait_idle(session)
+    report_path = os.path.join(workdir, f"{target}.json")
+    cmd = command(program, cfg, target, report_path)
+    m = run_measured(cmd, child_env(cfg, workdir, target), workdir, node_pid(spec), timeout_s(cfg))
+    report: dict[str, Any] = {}
+    if os.path.exists(report_path):
+        with open(report_path, encoding="utf-8") as f:
+            report = json.load(f)
+    in_target = (
+        count_rows(session, cfg.keyspace, target, program.key) if table_exists(session, cfg.keyspace, target) else 0
+    )
+    written = int(report.get("rows_written", 0))
+    elapsed = float(report.get("elapsed_s", 0.0))
+    error = ""
+    if m.returncode not in program.exit_codes:
+        error = failure(m, workdir)
+    elif in_target != cfg.rows or written != cfg.rows:
+        error = f"expected {cfg.rows:,} rows: the program wrote {written:,}, the target holds {in_target:,}"
+    drop_table(session, cfg.keyspace, target)  # frees the node's memory and disk for the next program
+    return Rep(
+        program=program.name,
+        rep=rep,
+        target=target,
+        ok=not error,
+        rows_written=written,
+        rows_in_target=in_target,
+        elapsed_s=round(elapsed, 2),
+        rows_per_s=round(written / elapsed, 1) if elapsed > 0 else 0.0,
+        wall_s=round(m.wall_s, 2),
+        peak_rss_mb=round(m.peak_rss_mb, 1),
+        cpu_s=round(m.cpu_s, 2),
+        node_cpu_s=round(m.node_cpu_s, 2) if m.node_cpu_s is not None else None,
+        other_cpu_s=round(m.other_cpu_s, 2),
+        idle_wait_s=round(idle_wait, 1),
+        error=error,
+        report=report,
+    )
+
+
+def median(values: Sequence[float]) -> float | None:
+    return round(statistics.median(values), 2) if values else None
+
+
+def summarize(reps: Sequence[Rep], cfg: Config) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for program in PROGRAMS:
+        mine = [r for r in reps if r.program == program.name]
+        ok = [r for r in mine if r.ok]
+        node = [r.node_cpu_s * 1000 / cfg.rows for r in ok if r.node_cpu_s is not None]
+        out[program.name] = {
+            "ok_reps": len(ok),
+            "reps": len(mine),
+            "rows_per_s": median([r.rows_per_s for r in ok]),
+            "wall_s": median([r.wall_s for r in ok]),
+            "peak_rss_mb": median([r.peak_rss_mb for r in ok]),
+            "client_cpu_s": median([r.cpu_s for r in ok]),
+            "node_cpu_ms_per_row": median(node),
+            "other_cpu_s": median([r.other_cpu_s for r in ok]),
+            "rows_per_s_by_rep": [r.rows_per_s if r.ok else None for r in mine],
+        }
+    return out
+
+
+def ratio(top: float | None, bottom: float | None) -> float | None:
+    return round(top / bottom, 3) if top and bottom else None
+
+
+def fmt(value: float | None, spec: str = ",.1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def render(result: dict[str, Any]) -> str:
+    cfg, mach, seeded = result["config"], result["machine"], result["seed"]
+    lines = [
+        f"cassio 0.0.x -> 0.1.x copy benchmark: {cfg['rows']:,} rows x {cfg['dimension']} dims,"
+        f" {cfg['reps']} reps alternating a, b, c (keyspace {cfg['keyspace']})",
+        f"machine: {mach['nproc']} CPUs, {mach['ram_gib']} GiB RAM, Cassandra {mach['cassandra']},"
+        f" Python {mach['python']}, {mach['platform']}",
+        f"seed: create.py wrote {seeded['rows']:,} rows in {seeded['wall_s']} s (flush {seeded['flush_s']} s)",
+        "",
+        f"{'program':<16}{'ok':>5}{'rows/s':>9}{'wall s':>9}{'peak RSS MB':>13}{'client CPU s':>14}"
+        f"{'node CPU ms/row':>17}{'other CPU s':>13}   rows/s by rep",
+    ]
+    for program in PROGRAMS:
+        s = result["programs"][program.name]
+        by_rep = " / ".join(fmt(v, ".0f") for v in s["rows_per_s_by_rep"])
+        lines.append(
+            f"{'(' + program.slug + ') ' + program.name:<16}{str(s['ok_reps']) + '/' + str(s['reps']):>5}"
+            f"{fmt(s['rows_per_s']):>9}{fmt(s['wall_s']):>9}{fmt(s['peak_rss_mb']):>13}{fmt(s['client_cpu_s']):>14}"
+            f"{fmt(s['node_cpu_ms_per_row'], '.2f'):>17}{fmt(s['other_cpu_s']):>13}   {by_rep}"
+        )
+    ratios = result["ratios"]
+    lines += [
+        "",
+        f"median rows/s ratios: b/a = {fmt(ratios['b/a'], '.2f')}x   b/c = {fmt(ratios['b/c'], '.2f')}x",
+        "rows/s = rows written / the program's own elapsed time (connect + create target + copy);"
+        " wall s = the whole subprocess; other CPU s = the rest of the machine, busy meanwhile (noise)",
+    ]
+    lines += [f"FAILED {r['program']} rep {r['rep']}: {r['error']}" for r in result["reps"] if not r["ok"]]
+    return "\n".join(lines)
+
+
+def benchmark(cfg: Config, spec: ConnectionSpec, session: Session, workdir: str) -> dict[str, Any]:
+    mach = machine(session)
+    print(f"seeding {cfg.keyspace}.{SOURCE}: {cfg.rows:,} rows x {cfg.dimension} ...", flush=True)
+    seeded = seed(session, spec, cfg, workdir)
+    reps: list[Rep] = []
+    for rep in range(1, cfg.reps + 1):
+        for program in PROGRAMS:  # alternating, so that drift of the node or the machine hits all three alike
+            r = run_rep(session, spec, cfg, program, rep, workdir)
+            reps.append(r)
+            status = "ok" if r.ok else "FAILED"
+            print(
+                f"rep {rep} ({program.slug}) {program.name}: {status}, {r.rows_per_s:,.1f} rows/s,"
+                f" wall {r.wall_s:.1f} s, peak RSS {r.peak_rss_mb:,.0f} MB",
+                flush=True,
+            )
+    programs = summarize(reps, cfg)
+    a, b, c = (programs[p.name]["rows_per_s"] for p in PROGRAMS)
+    return {
+        "config": asdict(cfg),
+        "machine": mach,
+        "seed": seeded,
+        "programs": programs,
+        "ratios": {"b/a": ratio(b, a), "b/c": ratio(b, c)},
+        "reps": [asdict(r) for r in reps],
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    spec = load_settings(dotenv_path=None).connection()
+    session = open_session(spec)
+    try:
+        with tempfile.TemporaryDirectory(prefix="cassio-bench-") as workdir:
+            result = benchmark(cfg, spec, session, workdir)
+        drop_keyspace(session, cfg.keyspace)  # the node is shared: leave nothing behind
+    finally:
+        close_session(session)
+    print()
+    print(render(result))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    return 0 if all(r["ok"] for r in result["reps"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
