@@ -10,9 +10,9 @@ from __future__ import annotations
 import click
 
 from cassio_migration.cli import Console, run
-from cassio_migration.errors import EXIT_OK, EXIT_REJECTS
+from cassio_migration.errors import EXIT_OK, EXIT_REJECTS, UsageError
 from cassio_migration.report import write_json
-from cassio_migration.workflow import migrate, verify
+from cassio_migration.workflow import migrate, replay, verify
 from settings import load_settings
 
 
@@ -38,6 +38,21 @@ from settings import load_settings
     type=click.Path(dir_okay=False),
     help="Also write the closing summary as JSON to this file.",
 )
+@click.option(
+    "--delete-extra",
+    is_flag=True,
+    help="With --verify: delete target rows the source no longer has, if the migration wrote them (never rows the application wrote after the cutover).",
+)
+@click.option(
+    "--replay",
+    "replay_file",
+    type=click.Path(dir_okay=False),
+    help="Migrate the rows of a rejects file (fix them in the file first) instead of scanning the source.",
+)
+@click.option(
+    "--max-errors",
+    help="Rejected rows allowed before the run stops with exit 3 (state saved): a count (100) or a share (0.5%%). [MIGRATION_MAX_ERRORS]",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no progress lines; only the summary and errors.")
 @click.option(
     "--key-type",
@@ -62,7 +77,15 @@ from settings import load_settings
 @click.option("--page-size", help="Rows per page of the source scan. [MIGRATION_PAGE_SIZE]")
 @click.option("--rate-limit", help="At most this many rows written per second; 0 = no limit. [MIGRATION_RATE_LIMIT]")
 def main(
-    do_verify: bool, dry_run: bool, restart: bool, full: bool, report_file: str | None, quiet: bool, **flags: str | None
+    do_verify: bool,
+    delete_extra: bool,
+    replay_file: str | None,
+    dry_run: bool,
+    restart: bool,
+    full: bool,
+    report_file: str | None,
+    quiet: bool,
+    **flags: str | None,
 ) -> None:
     """Migrate OLD_TABLE (cassio 0.0.x layout) into TARGET_TABLE (cassio 0.1.x layout).
 
@@ -76,17 +99,24 @@ def main(
         settings = load_settings()
         console.secrets = settings.secrets()
         settings = settings.override(**flags)
-        options = settings.job_options(dry_run=dry_run, restart=restart, full=full, quiet=quiet)
+        options = settings.job_options(
+            dry_run=dry_run, restart=restart, full=full, quiet=quiet, delete_extra=delete_extra
+        )
+        if delete_extra and not do_verify:
+            raise UsageError("--delete-extra goes with --verify")
         if do_verify:
             result = verify(settings.connection(), options, console.info)
             console.out(result.lines())
             data = result.as_dict()
             code = EXIT_OK if result.clean else EXIT_REJECTS
         else:
-            summary = migrate(settings.connection(), options, console.info)
+            if replay_file:
+                summary = replay(settings.connection(), options, replay_file, console.info)
+            else:
+                summary = migrate(settings.connection(), options, console.info)
             console.out(summary.lines())
             data = summary.as_dict()
-            code = EXIT_OK if not summary.rows_rejected else EXIT_REJECTS
+            code = EXIT_OK if not summary.pass_rows_rejected else EXIT_REJECTS
         if report_file:
             write_json(report_file, data)
         return code

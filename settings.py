@@ -91,6 +91,28 @@ def _indexing(name: str, raw: str) -> str:
     raise SettingsError(name, f"{raw!r}: use all, none, allow:field1,field2 or deny:field1,field2")
 
 
+def _budget(name: str, raw: str) -> str:
+    """'100' (rows) or '0.5%' (of the rows read)."""
+    value = raw.strip()
+    number = value[:-1] if value.endswith("%") else value
+    try:
+        parsed = float(number) if value.endswith("%") else int(number)
+    except ValueError:
+        parsed = -1
+    if parsed < 0 or (value.endswith("%") and parsed > 100):
+        raise SettingsError(name, f"{raw!r}: give a number of rows (e.g. 100) or a percentage (e.g. 0.5%)")
+    return value
+
+
+def budget_limits(value: str | None) -> tuple[int | None, float | None]:
+    """(max rows, max share) from a MIGRATION_MAX_ERRORS value."""
+    if value is None:
+        return None, None
+    if value.endswith("%"):
+        return None, float(value[:-1]) / 100
+    return int(value), None
+
+
 @dataclass(frozen=True)
 class Variable:
     name: str
@@ -130,6 +152,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MIGRATION_SPLITS", "splits", _int(0, 1_000_000), 0),
     Variable("MIGRATION_RATE_LIMIT", "rate_limit", _float(0.0), 0.0),
     Variable("MIGRATION_RETRY_SECONDS", "retry_seconds", _float(0.0), 120.0),
+    Variable("MIGRATION_CLOCK_SKEW_SECONDS", "clock_skew_s", _float(0.0), 300.0),
+    Variable("MIGRATION_MAX_ERRORS", "max_errors", _budget, None),
     Variable("MIGRATION_RUNS_DIR", "runs_dir", _text, "runs"),
     Variable("METADATA_INDEXING", "metadata_indexing", _indexing, "all"),
     Variable("TARGET_KEY_TYPE", "target_key_type", _choice("same", "text"), "same"),
@@ -162,6 +186,8 @@ class Settings:
     splits: int = 0
     rate_limit: float = 0.0
     retry_seconds: float = 120.0
+    max_errors: str | None = None
+    clock_skew_s: float = 300.0
     runs_dir: str = "runs"
     metadata_indexing: str = "all"
     target_key_type: str = "same"
@@ -213,7 +239,13 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     def job_options(
-        self, *, dry_run: bool = False, restart: bool = False, full: bool = False, quiet: bool = False
+        self,
+        *,
+        dry_run: bool = False,
+        restart: bool = False,
+        full: bool = False,
+        quiet: bool = False,
+        delete_extra: bool = False,
     ) -> JobOptions:
         """The migration job these settings describe."""
         return JobOptions(
@@ -234,6 +266,10 @@ class Settings:
             restart=restart,
             full=full,
             quiet=quiet,
+            delete_extra=delete_extra,
+            clock_skew_s=self.clock_skew_s,
+            max_errors=budget_limits(self.max_errors)[0],
+            max_error_ratio=budget_limits(self.max_errors)[1],
         )
 
     def secrets(self) -> list[str]:

@@ -37,6 +37,15 @@ def drop_keyspace(session: Session, keyspace: str) -> None:
     session.execute(f"DROP KEYSPACE IF EXISTS {quote(keyspace)}", timeout=DDL_TIMEOUT_S)
 
 
+def create_keyspace(session: Session, keyspace: str) -> None:
+    """Made here with a long timeout: create.py's own CREATE KEYSPACE has the driver's 60 s, short on a busy node."""
+    session.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)}"
+        " WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
+        timeout=DDL_TIMEOUT_S,
+    )
+
+
 def table_exists(session: Session, keyspace: str, table: str) -> bool:
     found = session.execute(
         "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s", (keyspace, table)

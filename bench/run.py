@@ -32,6 +32,7 @@ from cassandra.cluster import Session  # noqa: E402
 from bench.measure import Measured, run_measured  # noqa: E402
 from bench.node import (  # noqa: E402
     count_rows,
+    create_keyspace,
     drop_keyspace,
     drop_table,
     flush,
@@ -180,6 +181,7 @@ def failure(m: Measured, workdir: str) -> str:
 def seed(session: Session, spec: ConnectionSpec, cfg: Config, workdir: str) -> dict[str, Any]:
     """A clean keyspace and the legacy table, flushed so that no program pays for its flush."""
     drop_keyspace(session, cfg.keyspace)
+    create_keyspace(session, cfg.keyspace)
     cmd = [sys.executable, str(ROOT / "create.py"), "--rows", str(cfg.rows), "--dimension", str(cfg.dimension)]
     cmd += ["--concurrency", str(SEED_CONCURRENCY), "--quiet"]
     m = run_measured(cmd, child_env(cfg, workdir, "unused"), workdir, node_pid(spec), timeout_s(cfg))

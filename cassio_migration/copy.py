@@ -12,7 +12,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -22,7 +23,7 @@ from cassandra.query import PreparedStatement
 
 from .connect import prepare_raw
 from .cql import qualified
-from .errors import FatalError
+from .errors import FatalError, UsageError
 from .inflight import RateLimiter, WriteWindow
 from .legacy import LegacyVectorTable
 from .plan import TokenRange
@@ -75,8 +76,44 @@ def newest_write(writetimes: tuple[Any, ...], ttls: tuple[Any, ...]) -> tuple[in
     return best, ttl
 
 
+class BudgetSpent(FatalError):
+    """More rows were rejected than --max-errors allows."""
+
+
+class ErrorBudget:
+    """Rejected rows allowed before the run stops: a count, and/or a share of the rows read."""
+
+    MIN_ROWS_FOR_RATIO = 1000  # a share of the first few rows says little
+
+    def __init__(self, max_count: int | None = None, max_ratio: float | None = None) -> None:
+        self.max_count = max_count
+        self.max_ratio = max_ratio
+        self.read = 0
+        self.rejected = 0
+        self._lock = threading.Lock()
+
+    def add(self, read: int, rejected: int) -> None:
+        with self._lock:
+            self.read += read
+            self.rejected += rejected
+            if self.max_count is not None and self.rejected > self.max_count:
+                raise BudgetSpent(f"{self.rejected} rows rejected, more than the {self.max_count} allowed")
+            if self.read >= self.MIN_ROWS_FOR_RATIO:
+                self._check_ratio(self.read, self.rejected)
+
+    def check_total(self, read: int, rejected: int) -> None:
+        """At the end of a pass, on its totals (earlier runs of a resumed pass included)."""
+        if self.max_count is not None and rejected > self.max_count:
+            raise BudgetSpent(f"{rejected} rows rejected in this pass, more than the {self.max_count} allowed")
+        self._check_ratio(read, rejected)
+
+    def _check_ratio(self, read: int, rejected: int) -> None:
+        if self.max_ratio is not None and rejected > self.max_ratio * read:
+            raise BudgetSpent(f"{rejected} of {read} rows rejected, more than the {self.max_ratio:.2%} allowed")
+
+
 class RejectSink:
-    """Rejected rows as JSON lines (key, reason, detail, the raw row): replayable."""
+    """Rejected rows as JSON lines (key, reason, detail, the raw row): replayable with --replay."""
 
     def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream
@@ -97,11 +134,33 @@ class RejectSink:
                 "metadata_blob": row[3],
                 "writetime": writetime,
                 "ttl": ttl,
+                "read_at": int(time.time()),  # the TTL counts down from here
             },
         }
         line = json.dumps(record, ensure_ascii=False)
         with self._lock:
             self._stream.write(line + "\n")
+
+
+def replay_rows(path: str, key_type: str) -> Iterator[tuple[Any, ...]]:
+    """The rows of a rejects file, as a range scan returns them (edit the file to fix them first)."""
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)["row"]
+                key: Any = uuid.UUID(row["document_id"]) if key_type in ("uuid", "timeuuid") else row["document_id"]
+                vector = base64.b64decode(row["embedding_vector_b64"]) if row["embedding_vector_b64"] else None
+                ttl = int(row["ttl"] or 0)
+                if ttl:
+                    ttl -= int(time.time()) - int(row["read_at"])
+                    if ttl <= 0:
+                        continue  # expired since it was rejected, as it has in the source
+                writetime = row["writetime"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UsageError(f"{path}, line {number}: not a rejects record ({exc})") from None
+            yield (key, vector, row["document"], row["metadata_blob"], writetime, None, None, ttl or None, None, None)
 
 
 def worker_name() -> str:
@@ -118,8 +177,12 @@ class RangeCopier:
         options: CopyOptions,
         rejects: RejectSink,
         rate: RateLimiter | None = None,
+        budget: ErrorBudget | None = None,
     ) -> None:
         self.options = options
+        self.budget = budget or ErrorBudget()
+        self.write_retries = 0
+        self.read_retries = 0
         self.source = source_session
         self.target = target_session
         self.rejects = rejects
@@ -142,8 +205,17 @@ class RangeCopier:
     def pages(self, r: TokenRange, stop: threading.Event) -> Iterator[list[tuple[Any, ...]]]:
         """The range's rows page by page; a timed-out page is retried with a smaller page."""
         yield from scan_pages(
-            self.source, self.select, (r.start, r.end), self.options.page_size, self.options.retry_seconds, stop
+            self.source,
+            self.select,
+            (r.start, r.end),
+            self.options.page_size,
+            self.options.retry_seconds,
+            stop,
+            self._read_retried,
         )
+
+    def _read_retried(self) -> None:
+        self.read_retries += 1
 
     def copy(
         self,
@@ -154,43 +226,61 @@ class RangeCopier:
     ) -> RangeResult | None:
         """Copy one range; None if `stop` was set before it finished."""
         started = time.monotonic()
-        per_range = max(1, self.options.concurrency)
-        window = None if self.options.dry_run else WriteWindow(self.target, per_range, self.options.retry_seconds)
+        counts = self.process(self.pages(r, stop), skip_before_us, stop, progress)
+        if stop.is_set():
+            return None
+        return RangeResult(r.start, r.end, *counts, time.monotonic() - started, worker_name())
+
+    def process(
+        self,
+        pages: Iterable[list[tuple[Any, ...]]],
+        skip_before_us: int | None,
+        stop: threading.Event,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[int, int, int, int, int]:
+        """Transform and write rows as a range scan returns them: (read, written, rejected, skipped, bytes)."""
+        window = (
+            None
+            if self.options.dry_run
+            else WriteWindow(self.target, self.options.concurrency, self.options.retry_seconds)
+        )
         values_of = self.transformer.values
         insert = self.insert
         read = written = rejected = skipped = nbytes = 0
-        for page in self.pages(r, stop):
-            for row in page:
-                read += 1
-                ts, ttl = newest_write(row[4:7], row[7:10])
-                if ts is None:
-                    self.rejects.write(row[0], Reject("no_values", "every value column is NULL"), row, ts, ttl)
-                    rejected += 1
-                    continue
-                if skip_before_us is not None and ts < skip_before_us:
-                    skipped += 1
-                    continue
-                values = values_of(row[0], row[1], row[2], row[3])
-                if isinstance(values, Reject):
-                    self.rejects.write(row[0], values, row, ts, ttl)
-                    rejected += 1
-                    continue
-                nbytes += len(row[1] or b"") + len(row[2] or "") + len(row[3] or "")
-                written += 1
-                if window is not None:
-                    self.rate.acquire()
-                    window.submit(insert, (*values, ts, ttl))
-            if progress:
-                progress(len(page))
-            if stop.is_set():
-                break
-        if window is not None:
-            window.drain()
-        if stop.is_set():
-            return None
-        return RangeResult(
-            r.start, r.end, read, written, rejected, skipped, nbytes, time.monotonic() - started, worker_name()
-        )
+        try:
+            for page in pages:
+                page_rejected = 0
+                for row in page:
+                    ts, ttl = newest_write(row[4:7], row[7:10])
+                    if ts is None:
+                        self.rejects.write(row[0], Reject("no_values", "every value column is NULL"), row, ts, ttl)
+                        page_rejected += 1
+                        continue
+                    if skip_before_us is not None and ts < skip_before_us:
+                        skipped += 1
+                        continue
+                    values = values_of(row[0], row[1], row[2], row[3])
+                    if isinstance(values, Reject):
+                        self.rejects.write(row[0], values, row, ts, ttl)
+                        page_rejected += 1
+                        continue
+                    nbytes += len(row[1] or b"") + len(row[2] or "") + len(row[3] or "")
+                    written += 1
+                    if window is not None:
+                        self.rate.acquire()
+                        window.submit(insert, (*values, ts, ttl))
+                read += len(page)
+                rejected += page_rejected
+                self.budget.add(len(page), page_rejected)
+                if progress:
+                    progress(len(page))
+                if stop.is_set():
+                    break
+        finally:
+            if window is not None:
+                window.drain()
+                self.write_retries += window.retries
+        return read, written, rejected, skipped, nbytes
 
 
 def scan_pages(
@@ -200,6 +290,7 @@ def scan_pages(
     page_size: int,
     retry_seconds: float,
     stop: threading.Event,
+    on_retry: Callable[[], None] | None = None,
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Manual paging, so that a timed-out page is retried (halving the page) without restarting the range."""
     paging_state = None
@@ -217,6 +308,8 @@ def scan_pages(
                 if time.monotonic() - first_try > retry_seconds or stop.is_set():
                     raise FatalError(f"reading the source failed after retries: {type(exc).__name__}: {exc}") from None
                 size = max(MIN_PAGE, size // 2)
+                if on_retry:
+                    on_retry()
                 time.sleep(min(10.0, 0.2 * 2**attempt))
                 attempt += 1
         yield result.current_rows

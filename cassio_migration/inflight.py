@@ -36,26 +36,42 @@ class RateLimiter:
             time.sleep(start - now)
 
 
+# What a stopped copy tells the user: its state (done ranges) is in the database.
+RESUME_HINT = "the state is saved: run the same command again to resume"
+
+
 class WriteWindow:
     """execute_async with at most `limit` writes in flight; `drain` waits for all.
 
     Memory is bounded by the window, not by how many rows pass through. A failed write
     is retried with exponential back-off until `retry_seconds` have passed since its
-    first try; past that, `drain` raises FatalError.
+    first try; past that, `submit` and `drain` raise FatalError, ending with `hint`
+    (what to do next).
     """
 
-    def __init__(self, session: Session, limit: int, retry_seconds: float = 120.0) -> None:
+    def __init__(self, session: Session, limit: int, retry_seconds: float = 120.0, hint: str = RESUME_HINT) -> None:
         self._session = session
         self._slots = threading.BoundedSemaphore(limit)
         self._limit = limit
         self._retry_seconds = retry_seconds
+        self._hint = hint
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
         self.retries = 0
 
+    def _gave_up(self, exc: BaseException) -> FatalError:
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        if isinstance(exc, RETRYABLE):
+            message = (
+                f"a write still failed after {self._retry_seconds:g} s of retries (MIGRATION_RETRY_SECONDS): {reason}"
+            )
+        else:
+            message = f"a write failed: {reason}"
+        return FatalError(f"{message}; {self._hint}" if self._hint else message)
+
     def submit(self, statement: Any, params: Any) -> None:
         if self._failure is not None:
-            raise FatalError(f"a write failed after retries: {self._failure}")
+            raise self._gave_up(self._failure)
         self._slots.acquire()
         self._send(statement, params, time.monotonic(), 0)
 
@@ -92,4 +108,4 @@ class WriteWindow:
         for _ in range(self._limit):
             self._slots.release()
         if self._failure is not None:
-            raise FatalError(f"a write failed after retries: {type(self._failure).__name__}: {self._failure}")
+            raise self._gave_up(self._failure)

@@ -11,8 +11,10 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
+from cassandra import InvalidRequest
 from cassandra.cluster import Session
 
 from .cql import qualified
@@ -22,10 +24,6 @@ from .plan import TokenRange, check_coverage
 JOBS = "cassio_migration_jobs"
 RANGES = "cassio_migration_ranges"
 
-# Rows written up to this long before the previous pass started count as copied by it:
-# room for clock skew between the clients that wrote them and this one.
-SKEW_MARGIN_US = 5 * 60 * 1_000_000
-
 
 @dataclass
 class Pass:
@@ -33,7 +31,7 @@ class Pass:
     resumed: bool
     ranges: list[TokenRange]
     done: set[int]  # range starts finished in this pass
-    skip_before_us: int | None  # rows written before this (µs) were copied by a completed pass
+    skip_before_us: int | None  # rows written before this (µs) were copied by a completed pass (None: copy all)
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ class StateStore:
         self.session.execute(
             f"CREATE TABLE IF NOT EXISTS {self._jobs} (job text PRIMARY KEY, context text, pass_number int,"
             " pass_status text, pass_started_at timestamp, pass_finished_at timestamp, ranges int,"
-            " skip_before_us bigint)"
+            " copied_before_us bigint)"
         )
         self.session.execute(
             f"CREATE TABLE IF NOT EXISTS {self._ranges} (job text, pass_number int, range_start bigint,"
@@ -111,22 +109,20 @@ class StateStore:
         row = self.check_context(context, restart)
         if row is not None and row.pass_status == "running":
             ranges, done = self.load(row.pass_number)
-            skip = None if full else row.skip_before_us
+            skip = None if full else row.copied_before_us
             return Pass(row.pass_number, True, ranges, done, skip)
         check_coverage(plan)
         number = (row.pass_number if row else 0) + 1
-        skip_before = None
-        if row is not None and row.pass_status == "done" and not full:
-            skip_before = int(row.pass_started_at.timestamp() * 1_000_000) - SKEW_MARGIN_US
+        skip_before = None if (full or row is None) else row.copied_before_us
         insert = self.session.prepare(
             f"INSERT INTO {self._ranges} (job, pass_number, range_start, range_end, status) VALUES (?, ?, ?, ?, 'pending')"
         )
         for r in plan:
             self.session.execute(insert, (self.job, number, r.start, r.end))
         self.session.execute(
-            f"INSERT INTO {self._jobs} (job, context, pass_number, pass_status, pass_started_at, ranges, skip_before_us)"
-            " VALUES (%s, %s, %s, 'running', %s, %s, %s)",
-            (self.job, json.dumps(context, sort_keys=True), number, _now_ms(), len(plan), skip_before),
+            f"INSERT INTO {self._jobs} (job, context, pass_number, pass_status, pass_started_at, ranges)"
+            " VALUES (%s, %s, %s, 'running', %s, %s)",
+            (self.job, json.dumps(context, sort_keys=True), number, _now_ms(), len(plan)),
         )
         return Pass(number, False, sorted(plan), set(), skip_before)
 
@@ -169,11 +165,26 @@ class StateStore:
             ),
         )
 
-    def finish_pass(self) -> None:
+    def finish_pass(self, clock_skew_s: float) -> None:
+        """Mark the pass done: every source row written before it started is now copied.
+
+        The mark is set `clock_skew_s` earlier than the start, as room for clock skew
+        between the clients that wrote the rows and this one.
+        """
+        row = self.job_row()
+        started_us = int(row.pass_started_at.replace(tzinfo=UTC).timestamp() * 1_000_000)
         self.session.execute(
-            f"UPDATE {self._jobs} SET pass_status = 'done', pass_finished_at = %s WHERE job = %s",
-            (_now_ms(), self.job),
+            f"UPDATE {self._jobs} SET pass_status = 'done', pass_finished_at = %s, copied_before_us = %s WHERE job = %s",
+            (_now_ms(), started_us - int(clock_skew_s * 1_000_000), self.job),
         )
+
+    def copied_before_us(self) -> int | None:
+        """Source rows written before this (µs) were copied by a completed pass; None if none completed."""
+        try:
+            row = self.job_row()
+        except InvalidRequest:  # no state table: nothing was ever migrated here
+            return None
+        return row.copied_before_us if row is not None else None
 
     def totals(self, number: int) -> dict[str, int]:
         rows = self.session.execute(

@@ -24,7 +24,16 @@ from .plan import TokenRange
 from .target import cassio_table
 from .transform import Reject, Transformer
 
-CATEGORIES = ("matching", "missing", "different", "target_newer", "extra", "rejected")
+CATEGORIES = (
+    "matching",
+    "missing",
+    "different",
+    "target_newer",
+    "deleted_in_target",
+    "extra",
+    "extra_deleted",
+    "rejected",
+)
 EXAMPLES = 5
 
 
@@ -62,8 +71,25 @@ def target_select(options: CopyOptions, where: str) -> str:
 
 
 class RangeVerifier:
-    def __init__(self, source_session: Session, target_session: Session, options: CopyOptions) -> None:
+    """Compares one token range; with `delete_extra`, deletes extra rows the migration wrote.
+
+    `copied_before_us`: source rows written before this were copied by a completed pass
+    (None if no pass completed). A target row that such a source row lacks was deleted
+    after the migration (by the application, or expired); an extra target row written
+    before it was written by the migration, not by the application after the cutover.
+    """
+
+    def __init__(
+        self,
+        source_session: Session,
+        target_session: Session,
+        options: CopyOptions,
+        copied_before_us: int | None = None,
+        delete_extra: bool = False,
+    ) -> None:
         self.options = options
+        self.copied_before_us = copied_before_us
+        self.delete_extra = delete_extra
         self.source = source_session
         self.target = target_session
         self.transformer = Transformer(
@@ -76,6 +102,10 @@ class RangeVerifier:
             target_session, target_select(options, "token(row_id) > ? AND token(row_id) <= ?")
         )
         self.target_by_key = prepare_raw(target_session, target_select(options, "row_id = ?"))
+        self.delete = prepare_raw(
+            target_session,
+            f"DELETE FROM {qualified(options.target.keyspace, options.target.table)} USING TIMESTAMP ? WHERE row_id = ?",
+        )
         self.source_by_key = prepare_raw(
             source_session,
             f"SELECT document_id FROM {qualified(options.source.keyspace, options.source.table)} WHERE document_id = ?",
@@ -104,11 +134,9 @@ class RangeVerifier:
         for row in source_rows:
             out.source_rows += 1
             out.add(self._classify(row, targets.pop(self.transformer.key(row[0]), None)), row[0])
-        if same_order:
-            for key in targets:
-                out.add("extra", key)
-        else:
-            self._extras_by_lookup(r, stop, out)
+        extras = targets.values() if same_order else self._extras_by_lookup(r, stop)
+        for row in extras:
+            out.add(self._extra(row), row[0])
         if progress:
             progress(len(source_rows))
         return out
@@ -117,9 +145,10 @@ class RangeVerifier:
         source_ts, _ = newest_write(source_row[4:7], source_row[7:10])
         expected = self.transformer.values(source_row[0], source_row[1], source_row[2], source_row[3])
         if isinstance(expected, Reject) or source_ts is None:
-            return "rejected" if target_row is None else self._newer_or(target_row, source_ts, "different")
+            return "rejected"  # not compared: the rules keep it out, or a replay put the user's fix there
         if target_row is None:
-            return "missing"
+            copied = self.copied_before_us is not None and source_ts < self.copied_before_us
+            return "deleted_in_target" if copied else "missing"
         want = self.transformer.as_read(dict(zip(self.transformer.columns, expected)))
         got = self.transformer.as_read(dict(zip(TARGET_COLUMNS, target_row[: len(TARGET_COLUMNS)])))
         if want == got:
@@ -127,23 +156,37 @@ class RangeVerifier:
         return self._newer_or(target_row, source_ts, "different")
 
     @staticmethod
-    def _newer_or(target_row: tuple[Any, ...], source_ts: int | None, otherwise: str) -> str:
+    def _written_at(target_row: tuple[Any, ...]) -> int | None:
+        return max((t for t in target_row[len(TARGET_COLUMNS) :] if t is not None), default=None)
+
+    def _newer_or(self, target_row: tuple[Any, ...], source_ts: int | None, otherwise: str) -> str:
         """A target row written after the source row is the application's: not an error."""
-        target_ts = max((t for t in target_row[len(TARGET_COLUMNS) :] if t is not None), default=None)
+        target_ts = self._written_at(target_row)
         if target_ts is not None and (source_ts is None or target_ts > source_ts):
             return "target_newer"
         return otherwise
 
-    def _extras_by_lookup(self, r: TokenRange, stop: threading.Event, out: VerifyCounts) -> None:
+    def _extra(self, target_row: tuple[Any, ...]) -> str:
+        """An extra row is deleted (if asked) only when the migration wrote it, never the application."""
+        written = self._written_at(target_row)
+        copied_before = self.copied_before_us
+        if not self.delete_extra or written is None or copied_before is None or written >= copied_before:
+            return "extra"
+        # At the row's own write time: a newer write by the application would still win.
+        self.target.execute(self.delete, (written, target_row[0]))
+        return "extra_deleted"
+
+    def _extras_by_lookup(self, r: TokenRange, stop: threading.Event) -> list[tuple[Any, ...]]:
         """Target rows of this target token range whose key the source lacks."""
-        rows = self._scan(self.target, self.target_range, r, stop)
-        keys = []
-        for row in rows:
+        extras, candidates = [], []
+        for row in self._scan(self.target, self.target_range, r, stop):
             try:
-                keys.append((uuid.UUID(row[0]),))
+                candidates.append(((uuid.UUID(row[0]),), row))
             except ValueError:
-                out.add("extra", row[0])  # not a UUID: cannot come from the source
+                extras.append(row)  # not a UUID: cannot come from the source
+        keys = [k for k, _ in candidates]
         found = execute_concurrent_with_args(self.source, self.source_by_key, keys, concurrency=64)
-        for (key,), (ok, rs) in zip(keys, found):
+        for (_, row), (ok, rs) in zip(candidates, found):
             if ok and not list(rs):
-                out.add("extra", key)
+                extras.append(row)
+        return extras

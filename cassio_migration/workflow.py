@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from cassandra.cluster import Session
 
 from .connect import ConnectionSpec, close_session, open_session
-from .copy import CopyOptions, RangeCopier, RejectSink, worker_name
-from .errors import Interrupted, SchemaError
+from .copy import BudgetSpent, CopyOptions, ErrorBudget, RangeCopier, RejectSink, replay_rows, worker_name
+from .errors import Interrupted, MigrationError, SchemaError, UsageError
 from .inflight import RateLimiter
 from .legacy import describe_source
 from .plan import TokenRange, estimated_rows, make_plan, range_count, ring_tokens
@@ -44,6 +45,10 @@ class JobOptions:
     restart: bool = False
     full: bool = False
     quiet: bool = False
+    delete_extra: bool = False
+    clock_skew_s: float = 300.0
+    max_errors: int | None = None  # rejected rows allowed before the run stops
+    max_error_ratio: float | None = None  # the same, as a share of the rows read
 
     @property
     def target_ks(self) -> str:
@@ -83,11 +88,22 @@ class MigrateSummary:
     copy_s: float = 0.0
     rejects_file: str | None = None
     run_folder: str | None = None
+    error: str | None = None
+    pass_rows_rejected: int = 0  # this pass, earlier runs of a resumed pass included
+    bytes: int = 0
+    read_retries: int = 0
     source: str = ""
     target: str = ""
     dry_run: bool = False
     write_retries: int = 0
     workers: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def add(self, read: int, written: int, rejected: int, skipped: int, nbytes: int) -> None:
+        self.rows_read += read
+        self.rows_written += written
+        self.rows_rejected += rejected
+        self.rows_skipped += skipped
+        self.bytes += nbytes
 
     @property
     def rows_per_s(self) -> float:
@@ -107,15 +123,25 @@ class MigrateSummary:
             ("ranges", f"{self.ranges} planned, {self.ranges_copied} copied now, {self.ranges_skipped} done before"),
             ("rows read", f"{self.rows_read:,}"),
             ("rows written", f"{self.rows_written:,}" + (" (would be)" if self.dry_run else "")),
-            ("rows rejected", f"{self.rows_rejected:,}"),
+            (
+                "rows rejected",
+                f"{self.rows_rejected:,}"
+                + (
+                    f" ({self.pass_rows_rejected:,} in the whole pass)"
+                    if self.pass_rows_rejected != self.rows_rejected
+                    else ""
+                ),
+            ),
             ("rows skipped (unchanged)", f"{self.rows_skipped:,}"),
             ("read = written + rejected + skipped", "yes" if self.balanced else "NO"),
             ("plan time", f"{self.plan_s:.1f} s"),
             ("copy time", f"{self.copy_s:.1f} s ({self.rows_per_s:,.0f} rows/s)"),
             ("total time", f"{self.elapsed_s:.1f} s"),
         ]
-        if self.write_retries:
-            rows.append(("write retries", str(self.write_retries)))
+        if self.write_retries or self.read_retries:
+            rows.append(
+                ("retries", f"{self.write_retries} writes, {self.read_retries} reads (the page was halved at each)")
+            )
         if self.rejects_file:
             rows.append(("rejects file", self.rejects_file))
         return table(rows)
@@ -181,9 +207,42 @@ def migrate(spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], Non
         sessions.close()
 
 
-def _migrate(
-    sessions: Sessions, spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], None], started: float
-) -> MigrateSummary:
+def replay(spec: ConnectionSpec, options: JobOptions, rejects_file: str, echo: Callable[[str], None]) -> MigrateSummary:
+    """Migrate the rows of a rejects file (after fixing them in it), each with its own write time and TTL."""
+    if not os.path.isfile(rejects_file):
+        raise UsageError(f"--replay {rejects_file}: no such file")
+    started = time.monotonic()
+    sessions = connect(spec)
+    try:
+        source, target, copy_options = _open_job(sessions, options, echo)
+        summary = MigrateSummary("running", source=rejects_file, target=target.name, dry_run=options.dry_run)
+        summary.plan_s = time.monotonic() - started
+        with _run(summary, options, "replay", target.table, sessions, copy_options) as (copier, progress):
+            counts = copier.process(
+                _chunks(replay_rows(rejects_file, source.key_type)), None, threading.Event(), progress.update
+            )
+            summary.add(*counts)
+            summary.pass_rows_rejected = summary.rows_rejected
+            copier.budget.check_total(summary.rows_read, summary.rows_rejected)
+        summary.elapsed_s = time.monotonic() - started
+        return summary
+    finally:
+        sessions.close()
+
+
+def _chunks(rows: Iterable[tuple[Any, ...]], size: int = 500) -> Iterator[list[tuple[Any, ...]]]:
+    chunk: list[tuple[Any, ...]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _open_job(sessions: Sessions, options: JobOptions, echo: Callable[[str], None]) -> tuple[Any, Any, CopyOptions]:
+    """Recognise the source, check (and unless dry run, create) the target."""
     source = describe_source(sessions.plain, options.keyspace, options.source_table)
     if options.key_to_text and source.key_type not in ("uuid", "timeuuid"):
         raise SchemaError(f"{source.name} has {source.key_type} keys: TARGET_KEY_TYPE=text is for UUID keys")
@@ -206,6 +265,56 @@ def _migrate(
         options.retry_seconds,
         options.dry_run,
     )
+    return source, target, copy_options
+
+
+@contextmanager
+def _run(
+    summary: MigrateSummary, options: JobOptions, kind: str, job: str, sessions: Sessions, copy_options: CopyOptions
+) -> Iterator[tuple[RangeCopier, Progress]]:
+    """A run folder with its rejects file and report; the report is written however the run ends."""
+    folder = run_folder(options.runs_dir, kind, job)
+    summary.run_folder = folder
+    rejects_path = os.path.join(folder, "rejects.jsonl")
+    progress = Progress(None, "rows", options.quiet)
+    copy_started = time.monotonic()
+    with open(rejects_path, "w", encoding="utf-8") as rejects_stream:
+        budget = ErrorBudget(options.max_errors, options.max_error_ratio)
+        copier = RangeCopier(
+            sessions.raw,
+            sessions.raw,
+            copy_options,
+            RejectSink(rejects_stream),
+            RateLimiter(options.rate_limit),
+            budget,
+        )
+        try:
+            yield copier, progress
+            summary.status = "done" if not summary.pass_rows_rejected else "done_with_rejects"
+        except MigrationError as exc:
+            summary.status = "stopped"
+            summary.error = str(exc)
+            if isinstance(exc, BudgetSpent):
+                raise BudgetSpent(
+                    f"error budget spent: {exc}; the state is saved: fix the rows (see {rejects_path})"
+                    " or raise --max-errors, then run the same command again"
+                ) from None
+            raise
+        finally:
+            progress.close()
+            summary.copy_s = time.monotonic() - copy_started
+            summary.write_retries, summary.read_retries = copier.write_retries, copier.read_retries
+            summary.rejects_file = rejects_path if summary.rows_rejected else None
+            rejects_stream.close()
+            if not summary.rows_rejected:
+                os.remove(rejects_path)
+            write_json(os.path.join(folder, "report.json"), summary.as_dict())
+
+
+def _migrate(
+    sessions: Sessions, spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], None], started: float
+) -> MigrateSummary:
+    source, target, copy_options = _open_job(sessions, options, echo)
     planned = make_plan(
         ring_tokens(sessions.plain),
         range_count(
@@ -213,23 +322,17 @@ def _migrate(
         ),
     )
     summary = MigrateSummary("running", source=source.name, target=target.name, dry_run=options.dry_run)
-    folder = run_folder(options.runs_dir, "dry-run" if options.dry_run else "migrate", target.table)
-    summary.run_folder = folder
+    state: StateStore | None = None
     if options.dry_run:
-        ranges, done, number, resumed, skip_before, state = planned, set(), 0, False, None, None
+        ranges, done, number, resumed, skip_before = planned, set(), 0, False, None
     else:
         state = StateStore(sessions.plain, target.keyspace, target.table)
         state.create_tables()
         current = state.begin(
             job_context(options, spec, source, target), planned, restart=options.restart, full=options.full
         )
-        ranges, done, number, resumed, skip_before = (
-            current.ranges,
-            current.done,
-            current.number,
-            current.resumed,
-            current.skip_before_us,
-        )
+        ranges, done, number = current.ranges, current.done, current.number
+        resumed, skip_before = current.resumed, current.skip_before_us
     summary.pass_number, summary.resumed, summary.ranges = number, resumed, len(ranges)
     summary.ranges_skipped = len(done)
     summary.plan_s = time.monotonic() - started
@@ -237,13 +340,10 @@ def _migrate(
         f"pass {number}: {'resuming, ' if resumed else ''}{len(ranges)} ranges, {len(done)} already done"
         + ("; rows unchanged since the last completed pass are skipped" if skip_before else "")
     )
-    rejects_path = os.path.join(folder, "rejects.jsonl")
-    copy_started = time.monotonic()
-    progress = Progress(None, "rows", options.quiet)
-    with open(rejects_path, "w", encoding="utf-8") as rejects_stream:
-        copier = RangeCopier(
-            sessions.raw, sessions.raw, copy_options, RejectSink(rejects_stream), RateLimiter(options.rate_limit)
-        )
+    with _run(summary, options, "dry-run" if options.dry_run else "migrate", target.table, sessions, copy_options) as (
+        copier,
+        progress,
+    ):
 
         def task(r: TokenRange, stop: threading.Event) -> RangeResult | None:
             if state is not None:
@@ -253,10 +353,7 @@ def _migrate(
         def record(result: RangeResult) -> None:
             if state is not None:
                 state.range_done(number, result)
-            summary.rows_read += result.rows_read
-            summary.rows_written += result.rows_written
-            summary.rows_rejected += result.rows_rejected
-            summary.rows_skipped += result.rows_skipped
+            summary.add(result.rows_read, result.rows_written, result.rows_rejected, result.rows_skipped, result.bytes)
             summary.ranges_copied += 1
             w = summary.workers.setdefault(result.worker.rsplit(":", 1)[0], {"ranges": 0, "rows": 0, "seconds": 0.0})
             w["ranges"] += 1
@@ -265,17 +362,13 @@ def _migrate(
 
         try:
             run_ranges([r for r in ranges if r.start not in done], task, options.parallel_ranges, record)
+            totals = state.totals(number) if state is not None else summary.as_dict()
+            summary.pass_rows_rejected = totals["rows_rejected"]
+            copier.budget.check_total(totals["rows_read"], totals["rows_rejected"])
         finally:
-            progress.close()
-            summary.copy_s = time.monotonic() - copy_started
             summary.elapsed_s = time.monotonic() - started
     if state is not None:
-        state.finish_pass()
-    summary.rejects_file = rejects_path if summary.rows_rejected else None
-    if not summary.rows_rejected:
-        os.remove(rejects_path)
-    summary.status = "done" if not summary.rows_rejected else "done_with_rejects"
-    write_json(os.path.join(folder, "report.json"), summary.as_dict())
+        state.finish_pass(options.clock_skew_s)
     return summary
 
 
@@ -307,7 +400,9 @@ class VerifySummary:
             "missing": "missing (in source, not in target)",
             "different": "different",
             "target_newer": "target newer (written by the application: not an error)",
+            "deleted_in_target": "deleted in target after the migration (by the application or expired: not an error)",
             "extra": "extra (in target, not in source)",
+            "extra_deleted": "extra, written by the migration, deleted now (--delete-extra)",
             "rejected": "rejected by the rules (not expected in target)",
         }
         rows = [
@@ -337,7 +432,8 @@ def verify(spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], None
         if not check_target(sessions.plain, target):
             raise SchemaError(f"target {target.name} does not exist: run migrate.py first")
         copy_options = CopyOptions(source, target, options.key_to_text, options.wrap_key, options.page_size)
-        verifier = RangeVerifier(sessions.raw, sessions.raw, copy_options)
+        copied_before = StateStore(sessions.plain, target.keyspace, target.table).copied_before_us()
+        verifier = RangeVerifier(sessions.raw, sessions.raw, copy_options, copied_before, options.delete_extra)
         ranges = make_plan(
             ring_tokens(sessions.plain),
             range_count(

@@ -82,6 +82,8 @@ def bundle(tmp_path: Path, keyspace: str):  # type: ignore[no-untyped-def]
             "VECTOR_DIMENSION": "16",
             "MIGRATION_RUNS_DIR": str(tmp_path / "runs"),
             "MIGRATION_RETRY_SECONDS": "20",
+            # One machine, one clock: no skew margin needed (production default: 300 s).
+            "MIGRATION_CLOCK_SKEW_SECONDS": "0",
         }
         proc = subprocess.run(
             [sys.executable, str(ROOT / script), *args],

@@ -1,0 +1,283 @@
+"""Node faults on a real node: the node stops in the middle of a copy, stays down, or rows are 1 MB.
+
+The stop/start tests run a node of their own (scripts/cassandra.sh on port 9043, with its
+own CASSANDRA_WORKDIR under pytest's tmp dir): the shared node on 9042 is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cassandra.cluster import Session
+
+from cassio_migration.connect import ConnectionSpec, close_session, open_session
+from cassio_migration.cql import qualified
+from tests.conftest import ROOT, SCRIPT
+
+pytestmark = pytest.mark.slow
+
+FAULT_PORT = 9043
+
+
+def port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class OwnNode:
+    """A Cassandra node of a test's own: scripts/cassandra.sh with its own port and workdir.
+
+    The jars are shared with the repository's cache (a symlink), so no Maven run is needed.
+    Only this node is ever stopped: the script stops the pid recorded in this workdir.
+    """
+
+    def __init__(self, port: int, workdir: Path, **env: str) -> None:
+        self.port = port
+        self.workdir = workdir
+        self.extra = env
+        workdir.mkdir(parents=True, exist_ok=True)
+        cached = Path(os.environ.get("CASSANDRA_WORKDIR", ROOT / ".cassandra")) / "lib"
+        if (cached / ".complete").is_file() and not (workdir / "lib").exists():
+            (workdir / "lib").symlink_to(cached.resolve(), target_is_directory=True)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CASSANDRA_PORT": str(self.port),
+            "CASSANDRA_WORKDIR": str(self.workdir),
+            "CASSANDRA_FAST_UNSAFE": "1",
+            **self.extra,
+        }
+
+    def script(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(SCRIPT), *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def start(self) -> None:
+        result = self.script("start")
+        assert result.returncode == 0, f"node on {self.port} did not start: {result.stdout}{result.stderr}"
+        # Never run a test against a node that was already there (another engineer's).
+        assert "Reusing" not in result.stdout or "ours" in result.stdout, result.stdout
+
+    def stop(self, *, wipe: bool = False) -> None:
+        result = self.script("stop", *(["--wipe"] if wipe else []))
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def spec(self, **kw: str) -> ConnectionSpec:
+        return ConnectionSpec(port=self.port, **kw)  # type: ignore[arg-type]
+
+
+def own_node(port: int, workdir: Path, **env: str) -> Iterator[OwnNode]:
+    """Start a node of our own on `port`; stop it with --wipe however the tests end."""
+    if port_open(port):
+        pytest.fail(f"port {port} is already in use: this test needs it for a node of its own")
+    node = OwnNode(port, workdir, **env)
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop(wipe=True)
+
+
+def bundle_env(port: int, keyspace: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "CASSANDRA_PORT": str(port),
+        "CASSANDRA_KEYSPACE": keyspace,
+        "FAKE_DATA_OLD_TABLE": "legacy",
+        "OLD_TABLE": "legacy",
+        "TARGET_TABLE": "migrated",
+        "VECTOR_DIMENSION": "16",
+        "MIGRATION_RUNS_DIR": str(tmp_path / "runs"),
+        **extra,
+    }
+
+
+def run_script(script: str, env: dict[str, str], cwd: Path, *args: str, timeout: float = 300) -> tuple[int, str, str]:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / script), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def start_script(script: str, env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def ranges_done(spec: ConnectionSpec, keyspace: str) -> tuple[int, int]:
+    """(done, planned) ranges of the job's running or last pass."""
+    s = open_session(spec)
+    try:
+        rows = list(s.execute(f"SELECT status FROM {qualified(keyspace, 'cassio_migration_ranges')}"))
+    finally:
+        close_session(s)
+    return sum(1 for r in rows if r.status == "done"), len(rows)
+
+
+def wait_for_progress(spec: ConnectionSpec, keyspace: str, proc: subprocess.Popen[str], at_least: int) -> int:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            done, _ = ranges_done(spec, keyspace)
+        except Exception:  # the state tables may not exist yet
+            done = 0
+        if done >= at_least:
+            return done
+        time.sleep(0.1)
+    out, err = proc.communicate() if proc.poll() is not None else ("", "")
+    raise AssertionError(f"the migration did not get far enough (exit {proc.poll()}): {out}{err}")
+
+
+def one_error_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def fault_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnNode]:
+    yield from own_node(FAULT_PORT, tmp_path_factory.mktemp("node-faults"))
+
+
+@pytest.fixture
+def fault_keyspace(fault_node: OwnNode) -> str:
+    return f"f_{uuid.uuid4().hex[:12]}"
+
+
+def test_node_stopped_mid_copy_and_restarted_the_run_finishes_clean(
+    fault_node: OwnNode, fault_keyspace: str, tmp_path: Path
+) -> None:
+    env = bundle_env(fault_node.port, fault_keyspace, tmp_path, MIGRATION_RETRY_SECONDS="90")
+    code, _, err = run_script("create.py", env, tmp_path, "--rows", "3000", "--quiet")
+    assert code == 0, err
+
+    report = tmp_path / "m.json"
+    proc = start_script("migrate.py", env, tmp_path, "--quiet", "--rate-limit", "500", "--report", str(report))
+    try:
+        done_before = wait_for_progress(fault_node.spec(), fault_keyspace, proc, 1)
+        fault_node.stop()  # not --wipe: the data stays
+        # The copy was cut in the middle: the process is still waiting for the node.
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(5)
+        fault_node.start()
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out + err
+    assert "Traceback" not in err
+    data = json.loads(report.read_text())
+    assert (data["status"], data["rows_written"], data["rows_rejected"], data["resumed"]) == ("done", 3000, 0, False)
+    done_after, planned = ranges_done(fault_node.spec(), fault_keyspace)
+    assert done_before < planned == done_after == data["ranges"]
+
+    code, out, err = run_script(
+        "migrate.py", env, tmp_path, "--verify", "--quiet", "--report", str(tmp_path / "v.json")
+    )
+    assert code == 0, out + err
+    v = json.loads((tmp_path / "v.json").read_text())
+    assert (v["status"], v["matching"], v["missing"], v["different"], v["extra"]) == ("clean", 3000, 0, 0, 0)
+
+
+def test_node_stays_down_exit_3_with_state_saved_then_resume(
+    fault_node: OwnNode, fault_keyspace: str, tmp_path: Path
+) -> None:
+    env = bundle_env(fault_node.port, fault_keyspace, tmp_path, MIGRATION_RETRY_SECONDS="5")
+    code, _, err = run_script("create.py", env, tmp_path, "--rows", "3000", "--quiet")
+    assert code == 0, err
+
+    proc = start_script("migrate.py", env, tmp_path, "--quiet", "--rate-limit", "500")
+    try:
+        done_before = wait_for_progress(fault_node.spec(), fault_keyspace, proc, random.randint(1, 3))
+        down_at = time.monotonic()
+        fault_node.stop()
+        try:
+            out, err = proc.communicate(timeout=120)
+        finally:
+            fault_node.start()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 3, out + err
+    assert time.monotonic() - down_at < 120
+    line = one_error_line(err)
+    assert "resume" in line and "state" in line, line
+    assert not (tmp_path / "last-error.txt").exists(), (tmp_path / "last-error.txt").read_text()
+    done, planned = ranges_done(fault_node.spec(), fault_keyspace)
+    assert done_before <= done < planned
+
+    report = tmp_path / "r.json"
+    code, out, err = run_script("migrate.py", env, tmp_path, "--quiet", "--report", str(report))
+    assert code == 0, out + err
+    data = json.loads(report.read_text())
+    assert data["resumed"] is True and data["pass_number"] == 1, data
+    assert data["ranges_skipped"] >= done_before and data["ranges_copied"] + data["ranges_skipped"] == data["ranges"]
+    assert ranges_done(fault_node.spec(), fault_keyspace) == (planned, planned)
+
+    code, out, err = run_script(
+        "migrate.py", env, tmp_path, "--verify", "--quiet", "--report", str(tmp_path / "v.json")
+    )
+    assert code == 0, out + err
+    v = json.loads((tmp_path / "v.json").read_text())
+    assert (v["status"], v["matching"], v["missing"], v["different"]) == ("clean", 3000, 0, 0)
+
+
+def test_one_megabyte_documents_are_migrated_and_verified(
+    bundle, session: Session, keyspace: str, tmp_path: Path
+) -> None:
+    assert bundle("create.py", "--rows", "0", "--quiet").code == 0
+    insert = session.prepare(
+        f"INSERT INTO {qualified(keyspace, 'legacy')} (document_id, embedding_vector, document, metadata_blob)"
+        " VALUES (?, ?, ?, ?)"
+    )
+    rng = random.Random(7)
+    documents: dict[uuid.UUID, str] = {}
+    for i in range(30):
+        key = uuid.UUID(int=rng.getrandbits(128), version=4)
+        # 1,000,000 characters, not all ASCII (about 1.1 MB of UTF-8), different in every row.
+        doc = (f"row {i} é€ " + "".join(rng.choices("abcdefghij klmnop\n", k=1_000_000)))[:1_000_000]
+        documents[key] = doc
+        vector = [rng.uniform(-1, 1) for _ in range(16)]
+        session.execute(insert, (key, vector, doc, json.dumps({"i": i, "big": True})), timeout=60)
+
+    migrated = bundle("migrate.py", "--quiet", "--report", str(tmp_path / "m.json"))  # default page size
+    assert migrated.code == 0, migrated.out + migrated.err
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert (data["rows_read"], data["rows_written"], data["rows_rejected"]) == (30, 30, 0)
+
+    verified = bundle("migrate.py", "--verify", "--quiet", "--report", str(tmp_path / "v.json"))
+    assert verified.code == 0, verified.out + verified.err
+    v = json.loads((tmp_path / "v.json").read_text())
+    assert (v["status"], v["matching"], v["missing"], v["different"]) == ("clean", 30, 0, 0)
+
+    # Read back: every body is the whole document, character for character.
+    rows = session.execute(f"SELECT row_id, body_blob FROM {qualified(keyspace, 'migrated')}", timeout=60)
+    got = {r.row_id: r.body_blob for r in rows}
+    assert got.keys() == documents.keys()
+    assert all(got[k] == documents[k] for k in documents)
+    assert {len(b) for b in got.values()} == {1_000_000}
