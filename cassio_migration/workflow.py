@@ -6,19 +6,19 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from cassandra.cluster import Session
 
 from .connect import ConnectionSpec, close_session, open_session
-from .copy import BudgetSpent, CopyOptions, ErrorBudget, RangeCopier, RejectSink, replay_rows, worker_name
-from .errors import Interrupted, MigrationError, SchemaError, UsageError
+from .copy import BudgetSpent, CopyOptions, ErrorBudget, RangeCopier, RejectSink, replay_rows
+from .errors import MigrationError, SchemaError, UsageError
+from .executors import PassInfo, RangeWorker, run_in_threads
 from .inflight import RateLimiter
 from .legacy import describe_source
-from .plan import TokenRange, estimated_rows, make_plan, range_count, ring_tokens
+from .plan import estimated_rows, make_plan, range_count, ring_tokens
 from .report import Progress, run_folder, table, write_json
 from .state import RangeResult, StateStore
 from .target import check_target, prepare_target, target_spec
@@ -149,40 +149,6 @@ class MigrateSummary:
     @property
     def balanced(self) -> bool:
         return self.rows_read == self.rows_written + self.rows_rejected + self.rows_skipped
-
-
-T = TypeVar("T")
-
-
-def run_ranges(
-    ranges: Iterable[TokenRange],
-    task: Callable[[TokenRange, threading.Event], T | None],
-    parallel: int,
-    on_result: Callable[[T], None],
-) -> None:
-    """Run range tasks on a thread pool; Ctrl-C stops them cleanly and raises Interrupted."""
-    stop = threading.Event()
-    pending = list(ranges)
-    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="range") as pool:
-        futures: set[Future[T | None]] = set()
-        try:
-            while pending or futures:
-                while pending and len(futures) < parallel:
-                    r = pending.pop(0)
-                    futures.add(pool.submit(task, r, stop))
-                done, futures = wait(futures, return_when=FIRST_EXCEPTION)
-                for f in done:
-                    result = f.result()
-                    if result is not None:
-                        on_result(result)
-        except KeyboardInterrupt:
-            stop.set()
-            wait(futures)
-            raise Interrupted("interrupted: the state is saved; run the same command again to resume") from None
-        except BaseException:
-            stop.set()
-            wait(futures)
-            raise
 
 
 def job_context(options: JobOptions, spec: ConnectionSpec, source: Any, target: Any) -> dict[str, Any]:
@@ -344,15 +310,14 @@ def _migrate(
         copier,
         progress,
     ):
-
-        def task(r: TokenRange, stop: threading.Event) -> RangeResult | None:
-            if state is not None:
-                state.range_started(number, r, worker_name())
-            return copier.copy(r, skip_before, stop, progress.update)
+        worker = RangeWorker(
+            copier,
+            state,
+            PassInfo(target.keyspace, target.table, number, skip_before, options.dry_run),
+            progress.update,
+        )
 
         def record(result: RangeResult) -> None:
-            if state is not None:
-                state.range_done(number, result)
             summary.add(result.rows_read, result.rows_written, result.rows_rejected, result.rows_skipped, result.bytes)
             summary.ranges_copied += 1
             w = summary.workers.setdefault(result.worker.rsplit(":", 1)[0], {"ranges": 0, "rows": 0, "seconds": 0.0})
@@ -361,7 +326,7 @@ def _migrate(
             w["seconds"] += result.duration_s
 
         try:
-            run_ranges([r for r in ranges if r.start not in done], task, options.parallel_ranges, record)
+            run_in_threads([r for r in ranges if r.start not in done], worker.run, options.parallel_ranges, record)
             totals = state.totals(number) if state is not None else summary.as_dict()
             summary.pass_rows_rejected = totals["rows_rejected"]
             copier.budget.check_total(totals["rows_read"], totals["rows_rejected"])
@@ -449,7 +414,7 @@ def verify(spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], None
                 total.merge(counts)
 
         try:
-            run_ranges(
+            run_in_threads(
                 ranges, lambda r, stop: verifier.verify(r, stop, progress.update), options.parallel_ranges, record
             )
         finally:
