@@ -137,6 +137,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("ASTRA_DB_ID", "astra_db_id", _text, None),
     Variable("OLD_TABLE", "old_table", _name, None),
     Variable("TARGET_TABLE", "target_table", _name, None),
+    Variable("TARGET_KEYSPACE", "target_keyspace", _name, None),
     Variable("FAKE_DATA_OLD_TABLE", "fake_data_old_table", _name, None),
     Variable("VECTOR_DIMENSION", "vector_dimension", _int(1, 8192), 1536),
     Variable("NUM_SAMPLE_VECTORS", "num_sample_vectors", _int(0), 10_000),
@@ -176,6 +177,7 @@ class Settings:
     astra_db_id: str | None = None
     old_table: str | None = None
     target_table: str | None = None
+    target_keyspace: str | None = None
     fake_data_old_table: str | None = None
     vector_dimension: int = 1536
     num_sample_vectors: int = 10_000
@@ -252,6 +254,7 @@ class Settings:
             keyspace=self.resolved_keyspace(),
             source_table=self.require("OLD_TABLE"),
             target_table=self.require("TARGET_TABLE"),
+            target_keyspace=self.target_keyspace,
             key_to_text=self.target_key_type == "text",
             metadata_indexing=self.metadata_indexing,
             wrap_key=self.metadata_wrap_key,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -49,8 +50,12 @@ class ConnectionSpec:
         return f"{hosts}:{self.port}" + (" (TLS)" if self.tls_ca_file else "")
 
 
-def cluster_kwargs(spec: ConnectionSpec) -> dict[str, Any]:
-    """The driver's Cluster arguments for a spec (pure: no connection is made)."""
+def cluster_kwargs(spec: ConnectionSpec, fetch_bundle: Callable[[ConnectionSpec], str] | None = None) -> dict[str, Any]:
+    """The driver's Cluster arguments for a spec; no connection is made.
+
+    With an Astra database id, `fetch_bundle` (default: download it, as cassio.init does)
+    gives the secure-connect bundle's path.
+    """
     consistency = ConsistencyLevel.name_to_value.get(spec.consistency.upper())
     if consistency is None:
         raise SettingsError("MIGRATION_CONSISTENCY", f"unknown consistency level {spec.consistency!r}")
@@ -70,7 +75,7 @@ def cluster_kwargs(spec: ConnectionSpec) -> dict[str, Any]:
         if spec.astra_bundle_path:
             kwargs["cloud"] = {"secure_connect_bundle": spec.astra_bundle_path}
         elif spec.astra_db_id:
-            kwargs["cloud"] = {"secure_connect_bundle": _astra_bundle_for(spec)}
+            kwargs["cloud"] = {"secure_connect_bundle": (fetch_bundle or download_bundle)(spec)}
         else:
             raise SettingsError(
                 "ASTRA_DB_SECURE_BUNDLE_PATH",
@@ -91,7 +96,7 @@ def cluster_kwargs(spec: ConnectionSpec) -> dict[str, Any]:
     return kwargs
 
 
-def _astra_bundle_for(spec: ConnectionSpec) -> str:
+def download_bundle(spec: ConnectionSpec) -> str:
     """Download the secure bundle for a database id with cassio's own helper, as cassio.init does."""
     import tempfile
 
@@ -160,8 +165,7 @@ def open_session(spec: ConnectionSpec, *, raw: bool = False) -> Session:
             ) from None
         reasons = "; ".join(sorted({type(e).__name__ + ": " + str(e) for e in exc.errors.values()}))
         raise FatalError(
-            f"cannot reach Cassandra at {spec.describe()} ({reasons[:300]}): is the node up?"
-            " Check CASSANDRA_CONTACT_POINTS and CASSANDRA_PORT"
+            f"cannot reach Cassandra at {spec.describe()} ({reasons[:300]}): {_unreachable_hint(spec, reasons)}"
         ) from None
     except AuthenticationFailed:
         cluster.shutdown()
@@ -169,6 +173,20 @@ def open_session(spec: ConnectionSpec, *, raw: bool = False) -> Session:
     if raw:
         session.client_protocol_handler = _RawVectorProtocolHandler
     return session
+
+
+def _unreachable_hint(spec: ConnectionSpec, reasons: str) -> str:
+    """What to check when no host answered: the TLS settings when TLS is what failed."""
+    if spec.tls_ca_file and "SSL" in reasons:
+        return (
+            f"the TLS handshake failed: check that CASSANDRA_TLS_CA_FILE ({spec.tls_ca_file}) holds the CA"
+            " that signed the node's certificate"
+        )
+    hint = "is the node up? Check CASSANDRA_CONTACT_POINTS and CASSANDRA_PORT"
+    if not spec.tls_ca_file and not spec.is_astra:
+        # A TLS-only node resets a plain-text connection at once.
+        hint += " (and CASSANDRA_TLS_CA_FILE if the node requires TLS)"
+    return hint
 
 
 def close_session(session: Session) -> None:

@@ -16,6 +16,12 @@ KEY_TYPES = ("uuid", "text", "timeuuid")
 SEED_KEY_TYPES = ("uuid", "text", "autoid")
 
 LEGACY_COLUMNS = ("document_id", "embedding_vector", "document", "metadata_blob")
+
+# The other cassio 0.0.x classes LangChain used, recognised by their columns.
+OTHER_LEGACY_CLASSES = {
+    frozenset({"session_id", "blob_id", "blob"}): "a legacy cassio chat history table (0.0.x StoredBlobHistory)",
+    frozenset({"key_desc", "cache_key", "cache_value"}): "a legacy cassio LLM cache table (0.0.x KVCache)",
+}
 _VECTOR_TYPE = re.compile(r"^vector<float, ?(\d+)>$")
 
 
@@ -66,10 +72,10 @@ def table_columns(session: Session, keyspace: str, table: str) -> dict[str, tupl
     return {r.column_name: (r.kind, r.type) for r in rows}
 
 
-def require_keyspace(session: Session, keyspace: str) -> None:
+def require_keyspace(session: Session, keyspace: str, setting: str = "CASSANDRA_KEYSPACE") -> None:
     found = session.execute("SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,))
     if not found.one():
-        raise SchemaError(f"keyspace {keyspace!r} does not exist: create it, or fix CASSANDRA_KEYSPACE")
+        raise SchemaError(f"keyspace {keyspace!r} does not exist: create it, or fix {setting}")
 
 
 def describe_source(session: Session, keyspace: str, table: str) -> LegacyVectorTable:
@@ -79,6 +85,9 @@ def describe_source(session: Session, keyspace: str, table: str) -> LegacyVector
     if not columns:
         raise SchemaError(f"table {keyspace}.{table} does not exist: check OLD_TABLE")
     found = ", ".join(f"{name} {ctype}" for name, (_, ctype) in sorted(columns.items()))
+    other = OTHER_LEGACY_CLASSES.get(frozenset(columns))
+    if other:
+        raise SchemaError(f"{keyspace}.{table} is {other}: this tool migrates legacy vector tables only, so far")
     if set(columns) != set(LEGACY_COLUMNS):
         raise SchemaError(
             f"{keyspace}.{table} is not a legacy cassio vector table: found columns ({found});"

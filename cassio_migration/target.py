@@ -10,7 +10,7 @@ from cassandra.cluster import Session
 from cassio.table.tables import MetadataVectorCassandraTable
 
 from .errors import SchemaError, SettingsError
-from .legacy import LegacyVectorTable, table_columns
+from .legacy import LegacyVectorTable, require_keyspace, table_columns
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ def expected_columns(spec: TargetSpec) -> dict[str, tuple[str, str]]:
 
 def check_target(session: Session, spec: TargetSpec) -> bool:
     """True if the target exists with the expected layout, False if it does not exist."""
+    require_keyspace(session, spec.keyspace, "TARGET_KEYSPACE")
     found = table_columns(session, spec.keyspace, spec.table)
     if not found:
         return False

@@ -239,6 +239,31 @@ def test_not_a_legacy_table_is_refused(bundle, session: Session, keyspace: str) 
     ]
 
 
+@pytest.mark.parametrize(
+    ("ddl", "found"),
+    [
+        (
+            "(session_id text, blob_id timeuuid, blob text, PRIMARY KEY ((session_id), blob_id))",
+            "a legacy cassio chat history table (0.0.x StoredBlobHistory)",
+        ),
+        (
+            "(key_desc text, cache_key text, cache_value text, PRIMARY KEY ((key_desc, cache_key)))",
+            "a legacy cassio LLM cache table (0.0.x KVCache)",
+        ),
+    ],
+)
+def test_other_legacy_classes_are_recognised_and_refused(
+    bundle, session: Session, keyspace: str, ddl: str, found: str
+) -> None:
+    session.execute(f"CREATE TABLE {qualified(keyspace, 'legacy')} {ddl}")
+    result = bundle("migrate.py")
+    assert result.code == 2
+    assert (
+        result.err.strip()
+        == f"error: {keyspace}.legacy is {found}: this tool migrates legacy vector tables only, so far"
+    )
+
+
 def test_missing_table_and_bad_setting_give_one_line(bundle) -> None:
     missing = bundle("migrate.py")
     assert missing.code == 2 and "does not exist" in missing.err and len(missing.err.strip().splitlines()) == 1
@@ -367,3 +392,21 @@ def test_fixed_rejects_replay(bundle, session: Session, keyspace: str, tmp_path:
     garbage.write_text("not json\n")
     bad = bundle("migrate.py", "--replay", str(garbage))
     assert bad.code == 2 and "line 1: not a rejects record" in bad.err
+
+
+def test_target_in_another_keyspace(bundle, session: Session, keyspace: str, tmp_path: Path) -> None:
+    other = f"{keyspace}_target"
+    session.execute(
+        f"CREATE KEYSPACE {other} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+    )
+    try:
+        assert bundle("create.py", "--rows", "40", "--quiet").code == 0
+        moved = bundle("migrate.py", "--quiet", TARGET_KEYSPACE=other)
+        assert moved.code == 0, moved.err
+        assert count(session, other, "migrated") == 40
+        assert session.execute(f"SELECT job FROM {qualified(other, 'cassio_migration_jobs')}").one().job == "migrated"
+        assert bundle("migrate.py", "--verify", "--quiet", TARGET_KEYSPACE=other).code == 0
+        missing = bundle("migrate.py", TARGET_KEYSPACE=f"{keyspace}_nowhere")
+        assert missing.code == 2 and "does not exist" in missing.err
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {other}", timeout=120)
