@@ -76,6 +76,16 @@ from settings import load_settings
 )
 @click.option("--page-size", help="Rows per page of the source scan. [MIGRATION_PAGE_SIZE]")
 @click.option("--rate-limit", help="At most this many rows written per second; 0 = no limit. [MIGRATION_RATE_LIMIT]")
+@click.option(
+    "--workers",
+    help="Copy (or verify) on N local worker processes (a local Dask cluster); 0 = in this process. [MIGRATION_WORKERS]",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run the range tasks on the workers of the Dask cluster at ADDRESS (tcp://HOST:8786); workers read"
+    " CASSANDRA_PASSWORD / ASTRA_DB_APPLICATION_TOKEN from their own environment. [DASK_SCHEDULER_ADDRESS]",
+)
 def main(
     do_verify: bool,
     delete_extra: bool,

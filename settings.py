@@ -80,6 +80,14 @@ def _existing_file(name: str, raw: str) -> str:
     return path
 
 
+def _address(name: str, raw: str) -> str:
+    """A Dask scheduler address: tcp://HOST:8786 (or tls://..., HOST:PORT)."""
+    value = raw.strip()
+    if not value or any(c.isspace() for c in value):
+        raise SettingsError(name, f"{raw!r} is not a scheduler address such as tcp://HOST:8786")
+    return value
+
+
 def _indexing(name: str, raw: str) -> str:
     """'all', 'none', 'allow:a,b' or 'deny:a,b' (cassio's metadata_indexing)."""
     value = raw.strip()
@@ -156,6 +164,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MIGRATION_CLOCK_SKEW_SECONDS", "clock_skew_s", _float(0.0), 300.0),
     Variable("MIGRATION_MAX_ERRORS", "max_errors", _budget, None),
     Variable("MIGRATION_RUNS_DIR", "runs_dir", _text, "runs"),
+    Variable("MIGRATION_WORKERS", "workers", _int(0, 256), 0),
+    Variable("DASK_SCHEDULER_ADDRESS", "scheduler", _address, None),
     Variable("METADATA_INDEXING", "metadata_indexing", _indexing, "all"),
     Variable("TARGET_KEY_TYPE", "target_key_type", _choice("same", "text"), "same"),
     Variable("METADATA_WRAP_KEY", "metadata_wrap_key", _text, None),
@@ -191,6 +201,8 @@ class Settings:
     max_errors: str | None = None
     clock_skew_s: float = 300.0
     runs_dir: str = "runs"
+    workers: int = 0
+    scheduler: str | None = None
     metadata_indexing: str = "all"
     target_key_type: str = "same"
     metadata_wrap_key: str | None = None
@@ -273,6 +285,8 @@ class Settings:
             clock_skew_s=self.clock_skew_s,
             max_errors=budget_limits(self.max_errors)[0],
             max_error_ratio=budget_limits(self.max_errors)[1],
+            workers=self.workers,
+            scheduler=self.scheduler,
         )
 
     def secrets(self) -> list[str]:

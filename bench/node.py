@@ -10,10 +10,11 @@ from cassandra.cluster import Session
 
 from cassio_migration.connect import ConnectionSpec
 from cassio_migration.cql import qualified, quote
+from cassio_migration.legacy import create_index_cql, create_table_cql
 
 ROOT = Path(__file__).resolve().parent.parent
-# Background work that competes with the next program for the node's CPU.
-BACKGROUND_POOLS = ("CompactionExecutor", "MemtableFlushWriter", "MemtablePostFlush", "PerDiskMemtableFlushWriter_0")
+# Background work that competes with the next program for the node's CPU (with compactions).
+FLUSH_POOLS = ("MemtableFlushWriter", "MemtablePostFlush", "PerDiskMemtableFlushWriter_0")
 DDL_TIMEOUT_S = 120.0
 
 
@@ -46,6 +47,17 @@ def create_keyspace(session: Session, keyspace: str) -> None:
     )
 
 
+def create_source(session: Session, keyspace: str, table: str, dimension: int) -> None:
+    """The legacy table as create.py makes it (it then finds it there), but never compacted.
+
+    The source is only read: compacting it rebuilds its vector graph, minutes of node CPU on
+    2 cores that would land inside whichever program runs then, for a few SSTables fewer to scan.
+    """
+    no_compaction = " WITH compaction = {'class': 'SizeTieredCompactionStrategy', 'enabled': 'false'}"
+    session.execute(create_table_cql(keyspace, table, "uuid", dimension) + no_compaction, timeout=DDL_TIMEOUT_S)
+    session.execute(create_index_cql(keyspace, table), timeout=DDL_TIMEOUT_S)
+
+
 def table_exists(session: Session, keyspace: str, table: str) -> bool:
     found = session.execute(
         "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s", (keyspace, table)
@@ -70,17 +82,20 @@ def count_rows(session: Session, keyspace: str, table: str, key: str) -> int:
     return sum(1 for _ in session.execute(statement, timeout=DDL_TIMEOUT_S))
 
 
-def busy_tasks(session: Session) -> int:
-    rows = session.execute("SELECT name, active_tasks, pending_tasks FROM system_views.thread_pools")
-    return sum(r.active_tasks + r.pending_tasks for r in rows if r.name in BACKGROUND_POOLS)
+def busy_tasks(session: Session, keyspace: str) -> int:
+    """Flushes anywhere (short) and compactions of our keyspace; other keyspaces' compactions are not ours to wait for."""
+    pools = session.execute("SELECT name, active_tasks, pending_tasks FROM system_views.thread_pools")
+    flushes: int = sum(r.active_tasks + r.pending_tasks for r in pools if r.name in FLUSH_POOLS)
+    ours = session.execute("SELECT kind FROM system_views.sstable_tasks WHERE keyspace_name = %s", (keyspace,))
+    return flushes + len(list(ours))
 
 
-def wait_idle(session: Session, timeout_s: float = 180.0) -> float:
-    """Wait until no flush or compaction runs (twice in a row); the seconds waited."""
+def wait_idle(session: Session, keyspace: str, timeout_s: float = 300.0) -> float:
+    """Wait until no flush and none of our compactions runs (twice in a row); the seconds waited."""
     started = time.monotonic()
     quiet = 0
     while quiet < 2 and time.monotonic() - started < timeout_s:
-        quiet = quiet + 1 if busy_tasks(session) == 0 else 0
+        quiet = quiet + 1 if busy_tasks(session, keyspace) == 0 else 0
         time.sleep(0.5)
     return time.monotonic() - started
 
@@ -89,12 +104,12 @@ def flush(session: Session, keyspace: str, table: str) -> None:
     """Flush a table's memtable without nodetool (no JMX here): a short periodic flush, then none.
 
     Else the source's memtable is flushed (and its vector graph written) inside whichever
-    program happens to fill the heap first, which would charge one program for it.
+    program happens to fill the node's memtable space first.
     """
     name = qualified(keyspace, table)
     session.execute(f"ALTER TABLE {name} WITH memtable_flush_period_in_ms = 1000", timeout=DDL_TIMEOUT_S)
     try:
         time.sleep(2.5)  # the flush is scheduled within one period
-        wait_idle(session, timeout_s=600.0)
+        wait_idle(session, keyspace, timeout_s=1200.0)
     finally:
         session.execute(f"ALTER TABLE {name} WITH memtable_flush_period_in_ms = 0", timeout=DDL_TIMEOUT_S)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
+from cassandra.cluster import Session
 from cassio.vector import VectorTable
 
 from cassio_migration.connect import close_session, open_session
@@ -31,47 +34,48 @@ def metadata_of(blob: str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def copy(args: argparse.Namespace) -> dict[str, Any]:
-    started = time.monotonic()
-    session = open_session(load_settings(dotenv_path=None).connection())
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # VectorTable is the legacy entry point on purpose
-            table = VectorTable(
-                session=session,
-                keyspace=args.keyspace,
-                table=args.target,
-                embedding_dimension=args.dimension,
-                primary_key_type="UUID",
-            )
-        # Plain CQL as the original: driver default paging, named-tuple rows, vectors as float lists.
-        rows = session.execute(
-            "SELECT document_id, embedding_vector, document, metadata_blob"
-            f" FROM {qualified(args.keyspace, args.source)}"
+@dataclass
+class Progress:
+    written: int = 0
+    skipped: int = 0
+    error: str = ""
+
+
+def open_table(session: Session, args: argparse.Namespace) -> VectorTable:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # VectorTable is the legacy entry point on purpose
+        return VectorTable(
+            session=session,
+            keyspace=args.keyspace,
+            table=args.target,
+            embedding_dimension=args.dimension,
+            primary_key_type="UUID",
         )
-        written = skipped = 0
-        pending: list[Any] = []
-        for row in rows:
-            metadata = metadata_of(row.metadata_blob)
-            if metadata is None:
-                skipped += 1
-                continue
-            # cassio 0.1.x's VectorTable keeps the 0.0.x argument names (document, embedding_vector, document_id).
-            pending.append(
-                table.put_async(
-                    document=row.document,
-                    embedding_vector=row.embedding_vector,
-                    document_id=row.document_id,
-                    metadata=metadata,
-                )
+
+
+def copy_rows(session: Session, table: VectorTable, args: argparse.Namespace, progress: Progress) -> None:
+    # Plain CQL as the original: driver default paging, named-tuple rows, vectors as float lists.
+    rows = session.execute(
+        f"SELECT document_id, embedding_vector, document, metadata_blob FROM {qualified(args.keyspace, args.source)}"
+    )
+    pending: list[Any] = []
+    for row in rows:
+        metadata = metadata_of(row.metadata_blob)
+        if metadata is None:
+            progress.skipped += 1
+            continue
+        # cassio 0.1.x's VectorTable keeps the 0.0.x argument names (document, embedding_vector, document_id).
+        pending.append(
+            table.put_async(
+                document=row.document,
+                embedding_vector=row.embedding_vector,
+                document_id=row.document_id,
+                metadata=metadata,
             )
-            if len(pending) == GROUP:
-                written += wait_all(pending)
-        written += wait_all(pending)
-        elapsed = time.monotonic() - started
-    finally:
-        close_session(session)
-    return {"rows_written": written, "rows_skipped": skipped, "elapsed_s": elapsed}
+        )
+        if len(pending) == GROUP:
+            progress.written += wait_all(pending)
+    progress.written += wait_all(pending)
 
 
 def wait_all(pending: list[Any]) -> int:
@@ -83,6 +87,26 @@ def wait_all(pending: list[Any]) -> int:
     return done
 
 
+def copy(args: argparse.Namespace) -> dict[str, Any]:
+    """The copy, and how far it got: the original stops at the first failed write (no retry)."""
+    started = time.monotonic()
+    progress = Progress()
+    session = open_session(load_settings(dotenv_path=None).connection())
+    try:
+        copy_rows(session, open_table(session, args), args, progress)
+    except Exception as exc:  # reported with the rows done so far, so that its speed until then is known
+        progress.error = f"{type(exc).__name__}: {exc}"[:500]
+    finally:
+        close_session(session)
+    elapsed = time.monotonic() - started
+    return {
+        "rows_written": progress.written,
+        "rows_skipped": progress.skipped,
+        "error": progress.error,
+        "elapsed_s": elapsed,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="(a) the original scripts' copy approach")
     parser.add_argument("--keyspace", required=True)
@@ -91,7 +115,10 @@ def main() -> None:
     parser.add_argument("--dimension", type=int, required=True)
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
-    write_json(args.report, copy(args))
+    report = copy(args)
+    write_json(args.report, report)
+    if report["error"]:
+        sys.exit(f"error: {report['error']}")
 
 
 if __name__ == "__main__":

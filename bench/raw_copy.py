@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from cassandra import WriteFailure
 from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
 
@@ -31,31 +30,6 @@ from cassio_migration.report import write_json
 from settings import load_settings
 
 RETRY_S = 120.0
-
-
-class RetryingWindow(WriteWindow):
-    """A WriteWindow that also retries WriteFailure.
-
-    Cassandra 5.0.9 (jvector 1.0.2) fails a vector insert when more than nproc + 1 inserts
-    use one memtable graph at once ("Number of outstanding pooled objects has gone beyond the
-    limit", CASSANDRA-21644); the INSERT is idempotent, so another try is safe.
-    """
-
-    def __init__(self, session: Session, limit: int) -> None:
-        super().__init__(session, limit, RETRY_S)
-        self.write_failures = 0
-
-    def _failed(self, exc: BaseException, statement: Any, params: Any, first_try: float, attempt: int) -> None:
-        if isinstance(exc, WriteFailure) and time.monotonic() - first_try < RETRY_S:
-            with self._lock:
-                self.write_failures += 1
-            timer = threading.Timer(
-                0.05 * 2 ** min(attempt, 6), self._send, (statement, params, first_try, attempt + 1)
-            )
-            timer.daemon = True
-            timer.start()
-            return
-        super()._failed(exc, statement, params, first_try, attempt)
 
 
 @dataclass(frozen=True)
@@ -87,12 +61,12 @@ def statements(session: Session, job: Job) -> tuple[PreparedStatement, PreparedS
 
 
 def run_job(job: Job) -> tuple[int, int]:
-    """Copy the job's ranges; (rows copied, write failures retried)."""
+    """Copy the job's ranges; (rows copied, writes retried)."""
     session = open_session(job.spec, raw=True)
     try:
         select, insert = statements(session, job)
         # One window for all threads: the node sees `window` writes in flight per process.
-        window = RetryingWindow(session, job.window)
+        window = WriteWindow(session, job.window, RETRY_S)
         stop = threading.Event()
 
         def copy_range(r: TokenRange) -> int:
@@ -106,7 +80,7 @@ def run_job(job: Job) -> tuple[int, int]:
         with ThreadPoolExecutor(job.threads, thread_name_prefix="range") as pool:
             copied = sum(pool.map(copy_range, job.ranges))
         window.drain()
-        return copied, window.write_failures
+        return copied, window.retries
     finally:
         close_session(session)
 
@@ -149,7 +123,7 @@ def copy(args: argparse.Namespace) -> dict[str, Any]:
     elapsed = time.monotonic() - started
     return {
         "rows_written": sum(r[0] for r in results),
-        "write_failures_retried": sum(r[1] for r in results),
+        "write_retries": sum(r[1] for r in results),
         "elapsed_s": elapsed,
         "ranges": len(ranges),
         "procs": args.procs,
@@ -167,7 +141,7 @@ def main() -> None:
     parser.add_argument("--report", required=True)
     parser.add_argument("--procs", type=int, default=1, help="processes, each with its own connection")
     parser.add_argument("--threads", type=int, default=4, help="token ranges scanned at once per process")
-    parser.add_argument("--window", type=int, default=64, help="writes in flight per process")
+    parser.add_argument("--window", type=int, default=16, help="writes in flight per process")
     parser.add_argument("--ranges", type=int, default=64, help="token ranges in the plan")
     parser.add_argument("--page-size", type=int, default=500, help="rows per page of a range scan")
     args = parser.parse_args()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from cassandra import AuthenticationFailed, ConsistencyLevel, cqltypes
@@ -48,6 +48,41 @@ class ConnectionSpec:
             return f"Astra DB ({target})"
         hosts = ",".join(self.contact_points)
         return f"{hosts}:{self.port}" + (" (TLS)" if self.tls_ca_file else "")
+
+
+# Stands for a secret in a spec sent to worker processes; each worker reads its own environment.
+FROM_ENVIRONMENT = "<from the worker's environment>"
+
+
+def without_secrets(spec: ConnectionSpec) -> ConnectionSpec:
+    """The spec with each secret replaced by FROM_ENVIRONMENT: safe to send to other processes."""
+    return replace(
+        spec,
+        password=FROM_ENVIRONMENT if spec.password else None,
+        astra_token=FROM_ENVIRONMENT if spec.astra_token else None,
+    )
+
+
+def with_secrets_from_environment(spec: ConnectionSpec, environ: Mapping[str, str] | None = None) -> ConnectionSpec:
+    """Fill the secrets a worker was sent as FROM_ENVIRONMENT from its own environment
+    (CASSANDRA_PASSWORD, ASTRA_DB_APPLICATION_TOKEN)."""
+    env = os.environ if environ is None else environ
+
+    def fill(value: str | None, variable: str) -> str | None:
+        if value != FROM_ENVIRONMENT:
+            return value
+        if not env.get(variable):
+            raise CredentialsError(
+                f"{variable} is not set in this worker's environment: Dask workers read the credentials"
+                " from their own environment; set it where `dask worker` runs"
+            )
+        return env[variable]
+
+    return replace(
+        spec,
+        password=fill(spec.password, "CASSANDRA_PASSWORD"),
+        astra_token=fill(spec.astra_token, "ASTRA_DB_APPLICATION_TOKEN"),
+    )
 
 
 def cluster_kwargs(spec: ConnectionSpec, fetch_bundle: Callable[[ConnectionSpec], str] | None = None) -> dict[str, Any]:

@@ -306,7 +306,11 @@ def scan_pages(
                 break
             except READ_RETRYABLE as exc:
                 if time.monotonic() - first_try > retry_seconds or stop.is_set():
-                    raise FatalError(f"reading the source failed after retries: {type(exc).__name__}: {exc}") from None
+                    raise FatalError(
+                        f"reading the source still failed after {retry_seconds:g} s of retries"
+                        f" (MIGRATION_RETRY_SECONDS): {type(exc).__name__}: {exc}; run the same command again"
+                        " (a migration resumes where it stopped)"
+                    ) from None
                 size = max(MIN_PAGE, size // 2)
                 if on_retry:
                     on_retry()

@@ -201,7 +201,7 @@ def seed(
         f"INSERT INTO {qualified(keyspace, table)} (document_id, embedding_vector, document, metadata_blob)"
         f" VALUES ({key}, ?, ?, ?) USING TTL ?",
     )
-    window = WriteWindow(raw, concurrency)
+    window = WriteWindow(raw, concurrency, hint="")
     written = 0
     for row in fake_rows(spec):
         values = (row.vector, row.document, row.metadata_blob, row.ttl)

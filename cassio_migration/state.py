@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from cassandra import InvalidRequest
+from cassandra import InvalidRequest, ReadTimeout
 from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
 
 from .cql import qualified
-from .errors import UsageError
+from .errors import FatalError, UsageError
+from .inflight import RESUME_HINT, RETRYABLE
 from .plan import TokenRange, check_coverage
 
 JOBS = "cassio_migration_jobs"
@@ -52,27 +54,50 @@ def _now_ms() -> int:
 
 
 class StateStore:
-    def __init__(self, session: Session, keyspace: str, job: str) -> None:
+    def __init__(self, session: Session, keyspace: str, job: str, retry_seconds: float = 120.0) -> None:
         self.session = session
         self.job = job
+        self.retry_seconds = retry_seconds
         self._jobs = qualified(keyspace, JOBS)
         self._ranges = qualified(keyspace, RANGES)
 
     def create_tables(self) -> None:
-        self.session.execute(
+        self._execute(
             f"CREATE TABLE IF NOT EXISTS {self._jobs} (job text PRIMARY KEY, context text, pass_number int,"
             " pass_status text, pass_started_at timestamp, pass_finished_at timestamp, ranges int,"
             " copied_before_us bigint)"
         )
-        self.session.execute(
+        self._execute(
             f"CREATE TABLE IF NOT EXISTS {self._ranges} (job text, pass_number int, range_start bigint,"
             " range_end bigint, status text, rows_read bigint, rows_written bigint, rows_rejected bigint,"
             " rows_skipped bigint, bytes bigint, started_at timestamp, finished_at timestamp,"
             " duration_ms bigint, worker text, PRIMARY KEY ((job, pass_number), range_start))"
         )
 
+    def _execute(self, query: Any, params: Any = None) -> Any:
+        """Execute, retrying a node that is slow or away, as the copy's own reads and writes do."""
+        first_try, attempt = time.monotonic(), 0
+        while True:
+            try:
+                return self.session.execute(query, params)
+            except (*RETRYABLE, ReadTimeout) as exc:
+                if time.monotonic() - first_try > self.retry_seconds:
+                    raise FatalError(
+                        f"recording progress in the state table still failed after {self.retry_seconds:g} s of"
+                        f" retries (MIGRATION_RETRY_SECONDS): {type(exc).__name__}: {exc}; {RESUME_HINT}"
+                    ) from None
+                time.sleep(min(10.0, 0.2 * 2**attempt))
+                attempt += 1
+
+    def _execute_many(self, statement: Any, params: list[tuple[Any, ...]]) -> None:
+        for ok, result in execute_concurrent_with_args(
+            self.session, statement, params, concurrency=32, raise_on_first_error=False
+        ):
+            if not ok:
+                raise FatalError(f"storing the plan failed: {result}; run the same command again")
+
     def job_row(self) -> Any:
-        return self.session.execute(f"SELECT * FROM {self._jobs} WHERE job = %s", (self.job,)).one()
+        return self._execute(f"SELECT * FROM {self._jobs} WHERE job = %s", (self.job,)).one()
 
     def check_context(self, context: dict[str, Any], restart: bool) -> Any:
         """The stored job row, refused if it belongs to a different job (unless restart)."""
@@ -99,10 +124,8 @@ class StateStore:
         row = self.job_row()
         if row is not None:
             for number in range(1, (row.pass_number or 0) + 1):
-                self.session.execute(
-                    f"DELETE FROM {self._ranges} WHERE job = %s AND pass_number = %s", (self.job, number)
-                )
-            self.session.execute(f"DELETE FROM {self._jobs} WHERE job = %s", (self.job,))
+                self._execute(f"DELETE FROM {self._ranges} WHERE job = %s AND pass_number = %s", (self.job, number))
+            self._execute(f"DELETE FROM {self._jobs} WHERE job = %s", (self.job,))
 
     def begin(self, context: dict[str, Any], plan: Sequence[TokenRange], *, restart: bool, full: bool) -> Pass:
         """Resume the running pass, or store a new plan and start a new pass."""
@@ -117,9 +140,8 @@ class StateStore:
         insert = self.session.prepare(
             f"INSERT INTO {self._ranges} (job, pass_number, range_start, range_end, status) VALUES (?, ?, ?, ?, 'pending')"
         )
-        for r in plan:
-            self.session.execute(insert, (self.job, number, r.start, r.end))
-        self.session.execute(
+        self._execute_many(insert, [(self.job, number, r.start, r.end) for r in plan])
+        self._execute(
             f"INSERT INTO {self._jobs} (job, context, pass_number, pass_status, pass_started_at, ranges)"
             " VALUES (%s, %s, %s, 'running', %s, %s)",
             (self.job, json.dumps(context, sort_keys=True), number, _now_ms(), len(plan)),
@@ -128,7 +150,7 @@ class StateStore:
 
     def load(self, number: int) -> tuple[list[TokenRange], set[int]]:
         rows = list(
-            self.session.execute(
+            self._execute(
                 f"SELECT range_start, range_end, status FROM {self._ranges} WHERE job = %s AND pass_number = %s",
                 (self.job, number),
             )
@@ -138,7 +160,7 @@ class StateStore:
         return ranges, {r.range_start for r in rows if r.status == "done"}
 
     def range_started(self, number: int, r: TokenRange, worker: str) -> None:
-        self.session.execute(
+        self._execute(
             f"UPDATE {self._ranges} SET status = 'running', started_at = %s, worker = %s"
             " WHERE job = %s AND pass_number = %s AND range_start = %s",
             (_now_ms(), worker, self.job, number, r.start),
@@ -146,7 +168,7 @@ class StateStore:
 
     def range_done(self, number: int, result: RangeResult) -> None:
         # One row per range, keyed by its start: a range done twice is still counted once.
-        self.session.execute(
+        self._execute(
             f"UPDATE {self._ranges} SET status = 'done', rows_read = %s, rows_written = %s, rows_rejected = %s,"
             " rows_skipped = %s, bytes = %s, finished_at = %s, duration_ms = %s, worker = %s"
             " WHERE job = %s AND pass_number = %s AND range_start = %s",
@@ -173,7 +195,7 @@ class StateStore:
         """
         row = self.job_row()
         started_us = int(row.pass_started_at.replace(tzinfo=UTC).timestamp() * 1_000_000)
-        self.session.execute(
+        self._execute(
             f"UPDATE {self._jobs} SET pass_status = 'done', pass_finished_at = %s, copied_before_us = %s WHERE job = %s",
             (_now_ms(), started_us - int(clock_skew_s * 1_000_000), self.job),
         )
@@ -187,7 +209,7 @@ class StateStore:
         return row.copied_before_us if row is not None else None
 
     def totals(self, number: int) -> dict[str, int]:
-        rows = self.session.execute(
+        rows = self._execute(
             f"SELECT status, rows_read, rows_written, rows_rejected, rows_skipped FROM {self._ranges}"
             " WHERE job = %s AND pass_number = %s",
             (self.job, number),

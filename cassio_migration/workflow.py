@@ -15,7 +15,7 @@ from cassandra.cluster import Session
 from .connect import ConnectionSpec, close_session, open_session
 from .copy import BudgetSpent, CopyOptions, ErrorBudget, RangeCopier, RejectSink, replay_rows
 from .errors import MigrationError, SchemaError, UsageError
-from .executors import PassInfo, RangeWorker, run_in_threads
+from .executors import PassInfo, RangeWorker, copy_ranges, verify_ranges
 from .inflight import RateLimiter
 from .legacy import describe_source
 from .plan import estimated_rows, make_plan, range_count, ring_tokens
@@ -49,6 +49,8 @@ class JobOptions:
     clock_skew_s: float = 300.0
     max_errors: int | None = None  # rejected rows allowed before the run stops
     max_error_ratio: float | None = None  # the same, as a share of the rows read
+    workers: int = 0  # > 0: range tasks on that many local worker processes (a local Dask cluster)
+    scheduler: str | None = None  # range tasks on the workers of the Dask cluster at this address
 
     @property
     def target_ks(self) -> str:
@@ -113,7 +115,12 @@ class MigrateSummary:
         data = dict(self.__dict__)
         data["rows_per_s"] = round(self.rows_per_s, 1)
         data["elapsed_s"] = round(self.elapsed_s, 3)
+        data["workers"] = {name: {**w, "rows_per_s": round(self._rate(w), 1)} for name, w in self.workers.items()}
         return data
+
+    def _rate(self, worker: dict[str, float]) -> float:
+        """A worker's rows per second of the copy's time (the workers' rates add up to the run's)."""
+        return worker["rows"] / self.copy_s if self.copy_s > 0 else 0.0
 
     def lines(self) -> str:
         rows = [
@@ -138,6 +145,10 @@ class MigrateSummary:
             ("copy time", f"{self.copy_s:.1f} s ({self.rows_per_s:,.0f} rows/s)"),
             ("total time", f"{self.elapsed_s:.1f} s"),
         ]
+        for name, w in sorted(self.workers.items()):
+            rows.append(
+                (f"worker {name}", f"{w['ranges']:,.0f} ranges, {w['rows']:,.0f} rows, {self._rate(w):,.0f} rows/s")
+            )
         if self.write_retries or self.read_retries:
             rows.append(
                 ("retries", f"{self.write_retries} writes, {self.read_retries} reads (the page was halved at each)")
@@ -292,7 +303,7 @@ def _migrate(
     if options.dry_run:
         ranges, done, number, resumed, skip_before = planned, set(), 0, False, None
     else:
-        state = StateStore(sessions.plain, target.keyspace, target.table)
+        state = StateStore(sessions.plain, target.keyspace, target.table, options.retry_seconds)
         state.create_tables()
         current = state.begin(
             job_context(options, spec, source, target), planned, restart=options.restart, full=options.full
@@ -326,7 +337,8 @@ def _migrate(
             w["seconds"] += result.duration_s
 
         try:
-            run_in_threads([r for r in ranges if r.start not in done], worker.run, options.parallel_ranges, record)
+            todo = [r for r in ranges if r.start not in done]
+            copy_ranges(todo, worker, record, spec, options, summary.run_folder or options.runs_dir, echo)
             totals = state.totals(number) if state is not None else summary.as_dict()
             summary.pass_rows_rejected = totals["rows_rejected"]
             copier.budget.check_total(totals["rows_read"], totals["rows_rejected"])
@@ -414,9 +426,7 @@ def verify(spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], None
                 total.merge(counts)
 
         try:
-            run_in_threads(
-                ranges, lambda r, stop: verifier.verify(r, stop, progress.update), options.parallel_ranges, record
-            )
+            verify_ranges(ranges, verifier, progress.update, record, spec, options, echo)
         finally:
             progress.close()
         summary = VerifySummary(source.name, target.name, total, time.monotonic() - started)

@@ -1,7 +1,8 @@
 """Node faults on a real node: the node stops in the middle of a copy, stays down, or rows are 1 MB.
 
-The stop/start tests run a node of their own (scripts/cassandra.sh on port 9043, with its
-own CASSANDRA_WORKDIR under pytest's tmp dir): the shared node on 9042 is never touched.
+All run on a node of this module's own (scripts/cassandra.sh on port 9043, with its own
+CASSANDRA_WORKDIR under pytest's tmp dir), stopped with --wipe at the end: the shared node
+on 9042 is never touched.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cassandra.cluster import Session
 
 from cassio_migration.connect import ConnectionSpec, close_session, open_session
 from cassio_migration.cql import qualified
@@ -29,8 +30,6 @@ FAULT_PORT = 9043
 
 
 def port_open(port: int) -> bool:
-    import socket
-
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -54,8 +53,10 @@ class OwnNode:
 
     @property
     def env(self) -> dict[str, str]:
+        # None of the caller's CASSANDRA_* settings (auth, TLS, storage port) leaks into this node.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("CASSANDRA_")}
         return {
-            **os.environ,
+            **inherited,
             "CASSANDRA_PORT": str(self.port),
             "CASSANDRA_WORKDIR": str(self.workdir),
             "CASSANDRA_FAST_UNSAFE": "1",
@@ -77,8 +78,8 @@ class OwnNode:
         result = self.script("stop", *(["--wipe"] if wipe else []))
         assert result.returncode == 0, result.stdout + result.stderr
 
-    def spec(self, **kw: str) -> ConnectionSpec:
-        return ConnectionSpec(port=self.port, **kw)  # type: ignore[arg-type]
+    def spec(self) -> ConnectionSpec:
+        return ConnectionSpec(port=self.port)
 
 
 def own_node(port: int, workdir: Path, **env: str) -> Iterator[OwnNode]:
@@ -224,7 +225,7 @@ def test_node_stays_down_exit_3_with_state_saved_then_resume(
             proc.kill()
             proc.communicate()
     assert proc.returncode == 3, out + err
-    assert time.monotonic() - down_at < 120
+    assert time.monotonic() - down_at < 60  # stop (~8 s) + MIGRATION_RETRY_SECONDS + back-off
     line = one_error_line(err)
     assert "resume" in line and "state" in line, line
     assert not (tmp_path / "last-error.txt").exists(), (tmp_path / "last-error.txt").read_text()
@@ -248,36 +249,47 @@ def test_node_stays_down_exit_3_with_state_saved_then_resume(
 
 
 def test_one_megabyte_documents_are_migrated_and_verified(
-    bundle, session: Session, keyspace: str, tmp_path: Path
+    fault_node: OwnNode, fault_keyspace: str, tmp_path: Path
 ) -> None:
-    assert bundle("create.py", "--rows", "0", "--quiet").code == 0
-    insert = session.prepare(
-        f"INSERT INTO {qualified(keyspace, 'legacy')} (document_id, embedding_vector, document, metadata_blob)"
-        " VALUES (?, ?, ?, ?)"
-    )
-    rng = random.Random(7)
-    documents: dict[uuid.UUID, str] = {}
-    for i in range(30):
-        key = uuid.UUID(int=rng.getrandbits(128), version=4)
-        # 1,000,000 characters, not all ASCII (about 1.1 MB of UTF-8), different in every row.
-        doc = (f"row {i} é€ " + "".join(rng.choices("abcdefghij klmnop\n", k=1_000_000)))[:1_000_000]
-        documents[key] = doc
-        vector = [rng.uniform(-1, 1) for _ in range(16)]
-        session.execute(insert, (key, vector, doc, json.dumps({"i": i, "big": True})), timeout=60)
+    # On this module's node rather than the shared one: dropping 30 MB from a busy shared
+    # node took over a minute, and this node is wiped at the end anyway.
+    env = bundle_env(fault_node.port, fault_keyspace, tmp_path)
+    code, out, err = run_script("create.py", env, tmp_path, "--rows", "0", "--quiet")
+    assert code == 0, out + err
+    session = open_session(fault_node.spec())
+    try:
+        insert = session.prepare(
+            f"INSERT INTO {qualified(fault_keyspace, 'legacy')} (document_id, embedding_vector, document,"
+            " metadata_blob) VALUES (?, ?, ?, ?)"
+        )
+        rng = random.Random(7)
+        documents: dict[uuid.UUID, str] = {}
+        for i in range(30):
+            key = uuid.UUID(int=rng.getrandbits(128), version=4)
+            # 1,000,000 characters, not all ASCII (about 1.1 MB of UTF-8), different in every row.
+            doc = (f"row {i} é€ " + "".join(rng.choices("abcdefghij klmnop\n", k=1_000_000)))[:1_000_000]
+            documents[key] = doc
+            vector = [rng.uniform(-1, 1) for _ in range(16)]
+            session.execute(insert, (key, vector, doc, json.dumps({"i": i, "big": True})), timeout=60)
 
-    migrated = bundle("migrate.py", "--quiet", "--report", str(tmp_path / "m.json"))  # default page size
-    assert migrated.code == 0, migrated.out + migrated.err
-    data = json.loads((tmp_path / "m.json").read_text())
-    assert (data["rows_read"], data["rows_written"], data["rows_rejected"]) == (30, 30, 0)
+        # The default page size (200 rows): the whole table, ~33 MB, comes in one page.
+        code, out, err = run_script("migrate.py", env, tmp_path, "--quiet", "--report", str(tmp_path / "m.json"))
+        assert code == 0, out + err
+        data = json.loads((tmp_path / "m.json").read_text())
+        assert (data["rows_read"], data["rows_written"], data["rows_rejected"]) == (30, 30, 0)
 
-    verified = bundle("migrate.py", "--verify", "--quiet", "--report", str(tmp_path / "v.json"))
-    assert verified.code == 0, verified.out + verified.err
-    v = json.loads((tmp_path / "v.json").read_text())
-    assert (v["status"], v["matching"], v["missing"], v["different"]) == ("clean", 30, 0, 0)
+        code, out, err = run_script(
+            "migrate.py", env, tmp_path, "--verify", "--quiet", "--report", str(tmp_path / "v.json")
+        )
+        assert code == 0, out + err
+        v = json.loads((tmp_path / "v.json").read_text())
+        assert (v["status"], v["matching"], v["missing"], v["different"]) == ("clean", 30, 0, 0)
 
-    # Read back: every body is the whole document, character for character.
-    rows = session.execute(f"SELECT row_id, body_blob FROM {qualified(keyspace, 'migrated')}", timeout=60)
-    got = {r.row_id: r.body_blob for r in rows}
+        # Read back: every body is the whole document, character for character.
+        rows = session.execute(f"SELECT row_id, body_blob FROM {qualified(fault_keyspace, 'migrated')}", timeout=60)
+        got = {r.row_id: r.body_blob for r in rows}
+    finally:
+        close_session(session)
     assert got.keys() == documents.keys()
     assert all(got[k] == documents[k] for k in documents)
     assert {len(b) for b in got.values()} == {1_000_000}
