@@ -94,7 +94,8 @@ def main(
                 # A rehearsal on a local node: make the keyspace if it is not there yet.
                 session.execute(
                     f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)} WITH replication ="
-                    " {'class': 'SimpleStrategy', 'replication_factor': 1}"
+                    " {'class': 'SimpleStrategy', 'replication_factor': 1}",
+                    timeout=120,  # schema changes wait for agreement; a busy node needs time
                 )
             total = spec.rows + (dirty_row_count() if dirty else 0)
             console.info(f"seeding {keyspace}.{table}: {total:,} rows, dimension {spec.dimension}, {key_type} keys")

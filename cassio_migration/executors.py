@@ -214,7 +214,11 @@ def _copy_job(task: RangeTask) -> _Job:
             RateLimiter(task.rate_limit),
             ErrorBudget(task.max_errors, task.max_error_ratio),
         )
-        state = None if task.info.dry_run else StateStore(sessions.plain, task.info.state_keyspace, task.info.job)
+        state = (
+            None
+            if task.info.dry_run
+            else StateStore(sessions.plain, task.info.state_keyspace, task.info.job, task.copy.retry_seconds)
+        )
         worker = RangeWorker(copier, state, task.info, _progress_to_client(task.job_key))
     except BaseException:
         sessions.close()

@@ -7,14 +7,24 @@ import threading
 import time
 from typing import Any
 
-from cassandra import OperationTimedOut, Unavailable, WriteTimeout
+from cassandra import OperationTimedOut, Unavailable, WriteFailure, WriteTimeout
 from cassandra.cluster import NoHostAvailable, Session
 from cassandra.protocol import OverloadedErrorMessage
 
 from .errors import FatalError
 
 # Errors worth another try: the node was slow, busy, or briefly away.
-RETRYABLE = (WriteTimeout, OperationTimedOut, Unavailable, NoHostAvailable, OverloadedErrorMessage, ConnectionError)
+# A write failure is retried too: every write carries its own timestamp, so a retry is idempotent
+# (Cassandra 5.0.9's vector index fails writes from too many threads at once on small machines).
+RETRYABLE = (
+    WriteTimeout,
+    WriteFailure,
+    OperationTimedOut,
+    Unavailable,
+    NoHostAvailable,
+    OverloadedErrorMessage,
+    ConnectionError,
+)
 
 
 class RateLimiter:
