@@ -67,31 +67,36 @@ class Result:
     err: str
 
 
+def script_env(keyspace: str, tmp_path: Path, port: int = PORT, **extra: str) -> dict[str, str]:
+    """The settings a test gives the bundle's scripts, in their environment (no .env is read)."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "CASSANDRA_PORT": str(port),
+        "CASSANDRA_KEYSPACE": keyspace,
+        "FAKE_DATA_OLD_TABLE": "legacy",
+        "OLD_TABLE": "legacy",
+        "TARGET_TABLE": "migrated",
+        "VECTOR_DIMENSION": "16",
+        "MIGRATION_RUNS_DIR": str(tmp_path / "runs"),
+        "MIGRATION_RETRY_SECONDS": "20",
+        # One machine, one clock: no skew margin needed (production default: 300 s).
+        "MIGRATION_CLOCK_SKEW_SECONDS": "0",
+        **extra,
+    }
+
+
 @pytest.fixture
 def bundle(tmp_path: Path, keyspace: str):  # type: ignore[no-untyped-def]
     """Run the bundle's scripts as a user would: `python create.py ...` with settings in the environment."""
 
     def run(script: str, *args: str, timeout: float = 600, **env: str) -> Result:
-        base = {
-            "PATH": os.environ.get("PATH", ""),
-            "CASSANDRA_PORT": str(PORT),
-            "CASSANDRA_KEYSPACE": keyspace,
-            "FAKE_DATA_OLD_TABLE": "legacy",
-            "OLD_TABLE": "legacy",
-            "TARGET_TABLE": "migrated",
-            "VECTOR_DIMENSION": "16",
-            "MIGRATION_RUNS_DIR": str(tmp_path / "runs"),
-            "MIGRATION_RETRY_SECONDS": "20",
-            # One machine, one clock: no skew margin needed (production default: 300 s).
-            "MIGRATION_CLOCK_SKEW_SECONDS": "0",
-        }
         proc = subprocess.run(
             [sys.executable, str(ROOT / script), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
             cwd=tmp_path,
-            env={**base, **env},
+            env=script_env(keyspace, tmp_path, **env),
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 

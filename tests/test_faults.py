@@ -22,7 +22,7 @@ import pytest
 
 from cassio_migration.connect import ConnectionSpec, close_session, open_session
 from cassio_migration.cql import qualified
-from tests.conftest import ROOT, SCRIPT
+from tests.conftest import ROOT, SCRIPT, script_env
 
 pytestmark = pytest.mark.slow
 
@@ -95,17 +95,7 @@ def own_node(port: int, workdir: Path, **env: str) -> Iterator[OwnNode]:
 
 
 def bundle_env(port: int, keyspace: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "CASSANDRA_PORT": str(port),
-        "CASSANDRA_KEYSPACE": keyspace,
-        "FAKE_DATA_OLD_TABLE": "legacy",
-        "OLD_TABLE": "legacy",
-        "TARGET_TABLE": "migrated",
-        "VECTOR_DIMENSION": "16",
-        "MIGRATION_RUNS_DIR": str(tmp_path / "runs"),
-        **extra,
-    }
+    return script_env(keyspace, tmp_path, port=port, **extra)
 
 
 def run_script(script: str, env: dict[str, str], cwd: Path, *args: str, timeout: float = 300) -> tuple[int, str, str]:

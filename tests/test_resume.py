@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -16,22 +15,13 @@ from cassandra.cluster import Session
 
 from cassio_migration.cql import qualified
 from cassio_migration.plan import TokenRange, check_coverage
-from tests.conftest import PORT, ROOT
+from tests.conftest import ROOT, script_env
 
 pytestmark = pytest.mark.slow
 
 
 def env_for(keyspace: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "CASSANDRA_PORT": str(PORT),
-        "CASSANDRA_KEYSPACE": keyspace,
-        "FAKE_DATA_OLD_TABLE": "legacy",
-        "OLD_TABLE": "legacy",
-        "TARGET_TABLE": "migrated",
-        "MIGRATION_RUNS_DIR": str(tmp_path / "runs"),
-        **extra,
-    }
+    return script_env(keyspace, tmp_path, **extra)
 
 
 def ranges_done(session: Session, keyspace: str) -> int:

@@ -28,7 +28,7 @@ from cassio_migration.copy import replay_rows
 from cassio_migration.cql import qualified
 from cassio_migration.errors import CredentialsError
 from cassio_migration.executors import merge_rejects
-from tests.conftest import PORT, ROOT
+from tests.conftest import ROOT, script_env
 
 pytestmark = pytest.mark.slow
 
@@ -36,17 +36,7 @@ DASK = Path(sys.executable).parent / "dask"
 
 
 def env_for(keyspace: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "CASSANDRA_PORT": str(PORT),
-        "CASSANDRA_KEYSPACE": keyspace,
-        "OLD_TABLE": "legacy",
-        "TARGET_TABLE": "migrated",
-        "MIGRATION_RUNS_DIR": str(tmp_path / "runs"),
-        "MIGRATION_RETRY_SECONDS": "20",
-        "MIGRATION_CLOCK_SKEW_SECONDS": "0",
-        **extra,
-    }
+    return script_env(keyspace, tmp_path, **extra)
 
 
 def start_migration(keyspace: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
