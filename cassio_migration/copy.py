@@ -246,6 +246,9 @@ class RangeCopier:
         )
         values_of = self.transformer.values
         insert = self.insert
+        # Bound once: the per-row loop pays no call for an unlimited rate or a dry run.
+        acquire = self.rate.acquire if self.rate.limited else None
+        submit = window.submit if window is not None else None
         read = written = rejected = skipped = nbytes = 0
         try:
             for page in pages:
@@ -266,9 +269,10 @@ class RangeCopier:
                         continue
                     nbytes += len(row[1] or b"") + len(row[2] or "") + len(row[3] or "")
                     written += 1
-                    if window is not None:
-                        self.rate.acquire()
-                        window.submit(insert, (*values, ts, ttl))
+                    if submit is not None:
+                        if acquire is not None:
+                            acquire()
+                        submit(insert, (*values, ts, ttl))
                 read += len(page)
                 rejected += page_rejected
                 self.budget.add(len(page), page_rejected)

@@ -35,6 +35,10 @@ class RateLimiter:
         self._next = time.monotonic()
         self._lock = threading.Lock()
 
+    @property
+    def limited(self) -> bool:
+        return bool(self._interval)
+
     def acquire(self, n: int = 1) -> None:
         if not self._interval:
             return

@@ -105,6 +105,13 @@ def run_script(script: str, env: dict[str, str], cwd: Path, *args: str, timeout:
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def report_of(script: str, env: dict[str, str], cwd: Path, *args: str, report: str) -> dict:
+    """Run a script that must succeed (exit 0) with --quiet --report; its report."""
+    code, out, err = run_script(script, env, cwd, *args, "--quiet", "--report", str(cwd / report))
+    assert code == 0, out + err
+    return json.loads((cwd / report).read_text())
+
+
 def start_script(script: str, env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(ROOT / script), *args],
@@ -186,11 +193,7 @@ def test_node_stopped_mid_copy_and_restarted_the_run_finishes_clean(
     done_after, planned = ranges_done(fault_node.spec(), fault_keyspace)
     assert done_before < planned == done_after == data["ranges"]
 
-    code, out, err = run_script(
-        "migrate.py", env, tmp_path, "--verify", "--quiet", "--report", str(tmp_path / "v.json")
-    )
-    assert code == 0, out + err
-    v = json.loads((tmp_path / "v.json").read_text())
+    v = report_of("migrate.py", env, tmp_path, "--verify", report="v.json")
     assert (v["status"], v["matching"], v["missing"], v["different"], v["extra"]) == ("clean", 3000, 0, 0, 0)
 
 
@@ -230,11 +233,7 @@ def test_node_stays_down_exit_3_with_state_saved_then_resume(
     assert data["ranges_skipped"] >= done_before and data["ranges_copied"] + data["ranges_skipped"] == data["ranges"]
     assert ranges_done(fault_node.spec(), fault_keyspace) == (planned, planned)
 
-    code, out, err = run_script(
-        "migrate.py", env, tmp_path, "--verify", "--quiet", "--report", str(tmp_path / "v.json")
-    )
-    assert code == 0, out + err
-    v = json.loads((tmp_path / "v.json").read_text())
+    v = report_of("migrate.py", env, tmp_path, "--verify", report="v.json")
     assert (v["status"], v["matching"], v["missing"], v["different"]) == ("clean", 3000, 0, 0)
 
 
@@ -263,16 +262,10 @@ def test_one_megabyte_documents_are_migrated_and_verified(
             session.execute(insert, (key, vector, doc, json.dumps({"i": i, "big": True})), timeout=60)
 
         # The default page size (200 rows): the whole table, ~33 MB, comes in one page.
-        code, out, err = run_script("migrate.py", env, tmp_path, "--quiet", "--report", str(tmp_path / "m.json"))
-        assert code == 0, out + err
-        data = json.loads((tmp_path / "m.json").read_text())
+        data = report_of("migrate.py", env, tmp_path, report="m.json")
         assert (data["rows_read"], data["rows_written"], data["rows_rejected"]) == (30, 30, 0)
 
-        code, out, err = run_script(
-            "migrate.py", env, tmp_path, "--verify", "--quiet", "--report", str(tmp_path / "v.json")
-        )
-        assert code == 0, out + err
-        v = json.loads((tmp_path / "v.json").read_text())
+        v = report_of("migrate.py", env, tmp_path, "--verify", report="v.json")
         assert (v["status"], v["matching"], v["missing"], v["different"]) == ("clean", 30, 0, 0)
 
         # Read back: every body is the whole document, character for character.

@@ -18,7 +18,7 @@ import pytest
 
 from cassio_migration.connect import ConnectionSpec, close_session, open_session
 from cassio_migration.cql import qualified
-from tests.test_faults import OwnNode, bundle_env, one_error_line, port_open, run_script
+from tests.test_faults import OwnNode, bundle_env, one_error_line, port_open, report_of, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -118,15 +118,9 @@ def test_wrong_password_exit_2_naming_the_credentials_then_right_password_works(
     right = {**wrong, "CASSANDRA_PASSWORD": "cassandra"}
     code, out, err = run_script("create.py", right, tmp_path, "--rows", "200", "--quiet")  # creates the keyspace
     assert code == 0, out + err
-    code, out, err = run_script("migrate.py", right, tmp_path, "--quiet", "--report", str(tmp_path / "m.json"))
-    assert code == 0, out + err
-    data = json.loads((tmp_path / "m.json").read_text())
+    data = report_of("migrate.py", right, tmp_path, report="m.json")
     assert (data["rows_read"], data["rows_written"], data["rows_rejected"]) == (200, 200, 0)
-    code, out, err = run_script(
-        "migrate.py", right, tmp_path, "--verify", "--quiet", "--report", str(tmp_path / "v.json")
-    )
-    assert code == 0, out + err
-    v = json.loads((tmp_path / "v.json").read_text())
+    v = report_of("migrate.py", right, tmp_path, "--verify", report="v.json")
     assert (v["status"], v["matching"], v["missing"], v["different"]) == ("clean", 200, 0, 0)
 
 
@@ -218,11 +212,7 @@ def test_tls_with_the_ca_works_and_without_it_the_client_cannot_connect(
     code, out, err = run_script("migrate.py", env, tmp_path, "--quiet", "--report", str(tmp_path / "m.json"))
     assert code == 0, out + err
     assert json.loads((tmp_path / "m.json").read_text())["rows_written"] == 200
-    code, out, err = run_script(
-        "migrate.py", env, tmp_path, "--verify", "--quiet", "--report", str(tmp_path / "v.json")
-    )
-    assert code == 0, out + err
-    v = json.loads((tmp_path / "v.json").read_text())
+    v = report_of("migrate.py", env, tmp_path, "--verify", report="v.json")
     assert (v["status"], v["matching"], v["missing"], v["different"]) == ("clean", 200, 0, 0)
 
     # Without the CA the client speaks plain CQL to a TLS-only port: it cannot connect.
