@@ -1,7 +1,8 @@
-"""Seed a legacy (cassio 0.0.7-style) vector table with fake rows, for rehearsals and tests.
+"""Seed a legacy (cassio 0.0.7-style) table with fake rows, for rehearsals and tests.
 
 python create.py                      NUM_SAMPLE_VECTORS rows into FAKE_DATA_OLD_TABLE
 python create.py --rows 1000 --dirty  plus the rows real tables hold but cassio never wrote
+python create.py --kind history       a chat history table (StoredBlobHistory); --kind kvcache: an LLM cache
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import click
 from cassio_migration.cli import Console, run
 from cassio_migration.cql import quote
 from cassio_migration.errors import EXIT_OK
-from cassio_migration.legacy import SEED_KEY_TYPES
+from cassio_migration.legacy import KINDS, LAYOUTS, SEED_KEY_TYPES
 from cassio_migration.report import Progress
 from cassio_migration.seed import SeedSpec, dirty_row_count, seed
 from cassio_migration.workflow import connect
@@ -21,6 +22,13 @@ from settings import load_settings
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    default="vector",
+    show_default=True,
+    help="The legacy class: vector (VectorTable), history (StoredBlobHistory, LangChain chat messages) or kvcache (KVCache, LangChain's LLM cache).",
+)
 @click.option(
     "--rows", type=click.IntRange(0), help="Number of clean rows to write. [NUM_SAMPLE_VECTORS, default 10000]"
 )
@@ -35,7 +43,7 @@ from settings import load_settings
 @click.option(
     "--dirty",
     is_flag=True,
-    help=f"Also write {dirty_row_count()} rows cassio never wrote this way: malformed JSON, JSON list/number/null, NULL or empty metadata_blob, NULL document, NULL vector.",
+    help=f"Also write rows cassio never wrote this way: vector, {dirty_row_count()} (malformed JSON, JSON list/number/null, NULL or empty metadata_blob, NULL document, NULL vector); history, {dirty_row_count('history')} (NULL blob); kvcache, {dirty_row_count('kvcache')} (cache_key not a list of one value per key name).",
 )
 @click.option(
     "--ttl-fraction",
@@ -56,6 +64,7 @@ from settings import load_settings
 @click.option("--concurrency", type=click.IntRange(1, 4096), default=64, show_default=True, help="Writes in flight.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def main(
+    kind: str,
     rows: int | None,
     dimension: int | None,
     key_type: str,
@@ -67,6 +76,8 @@ def main(
     quiet: bool,
 ) -> None:
     """Create FAKE_DATA_OLD_TABLE as cassio 0.0.7 does and fill it with fake rows.
+
+    --dimension and --key-type shape vector tables only.
 
     Settings come from the environment and .env (see template.env); flags override them.
     Exit codes: 0 done; 2 bad settings or usage (e.g. the table has rows and no --append);
@@ -86,6 +97,7 @@ def main(
             ttl_fraction=ttl_fraction,
             seed=random_seed,
             append=append,
+            kind=kind,
         )
         sessions = connect(settings.connection())
         session = sessions.plain
@@ -97,8 +109,9 @@ def main(
                     " {'class': 'SimpleStrategy', 'replication_factor': 1}",
                     timeout=120,  # schema changes wait for agreement; a busy node needs time
                 )
-            total = spec.rows + (dirty_row_count() if dirty else 0)
-            console.info(f"seeding {keyspace}.{table}: {total:,} rows, dimension {spec.dimension}, {key_type} keys")
+            total = spec.rows + (dirty_row_count(kind) if dirty else 0)
+            shape = f"dimension {spec.dimension}, {key_type} keys" if kind == "vector" else LAYOUTS[kind].label
+            console.info(f"seeding {keyspace}.{table}: {total:,} rows, {shape}")
             started = time.monotonic()
             progress = Progress(total, "rows", quiet)
             try:

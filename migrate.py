@@ -69,6 +69,16 @@ from settings import load_settings
     metavar="KEY",
     help="Migrate non-object or malformed metadata_blob values as {KEY: value} instead of rejecting them. [METADATA_WRAP_KEY]",
 )
+@click.option(
+    "--partition-id",
+    metavar="VALUE",
+    help="Vector tables: write a ClusteredMetadataVectorCassandraTable, every row in partition VALUE. [TARGET_PARTITION_ID]",
+)
+@click.option(
+    "--partition-field",
+    metavar="KEY",
+    help="Vector tables: write a ClusteredMetadataVectorCassandraTable, each row in the partition named by its metadata KEY. [TARGET_PARTITION_FIELD]",
+)
 @click.option("--concurrency", help="Writes in flight in all. [MIGRATION_CONCURRENCY]")
 @click.option("--parallel-ranges", help="Token ranges copied at once. [MIGRATION_PARALLEL_RANGES]")
 @click.option(

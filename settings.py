@@ -169,6 +169,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("METADATA_INDEXING", "metadata_indexing", _indexing, "all"),
     Variable("TARGET_KEY_TYPE", "target_key_type", _choice("same", "text"), "same"),
     Variable("METADATA_WRAP_KEY", "metadata_wrap_key", _text, None),
+    Variable("TARGET_PARTITION_ID", "partition_id", _text, None),
+    Variable("TARGET_PARTITION_FIELD", "partition_field", _text, None),
 )
 
 
@@ -206,6 +208,8 @@ class Settings:
     metadata_indexing: str = "all"
     target_key_type: str = "same"
     metadata_wrap_key: str | None = None
+    partition_id: str | None = None
+    partition_field: str | None = None
 
     @property
     def is_astra(self) -> bool:
@@ -270,6 +274,8 @@ class Settings:
             key_to_text=self.target_key_type == "text",
             metadata_indexing=self.metadata_indexing,
             wrap_key=self.metadata_wrap_key,
+            partition_id=self.partition_id,
+            partition_field=self.partition_field,
             page_size=self.page_size,
             concurrency=self.concurrency,
             parallel_ranges=self.parallel_ranges,

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -25,11 +25,11 @@ from .connect import prepare_raw
 from .cql import qualified
 from .errors import FatalError, UsageError
 from .inflight import RateLimiter, WriteWindow
-from .legacy import LegacyVectorTable
+from .legacy import LegacyTable
 from .plan import TokenRange
 from .state import RangeResult
-from .target import TargetSpec, cassio_table
-from .transform import Reject, Transformer
+from .target import TargetSpec
+from .transform import Reject, transformer_for
 
 READ_RETRYABLE = (ReadTimeout, ReadFailure, OperationTimedOut, Unavailable, NoHostAvailable, ConnectionError)
 MIN_PAGE = 10
@@ -39,7 +39,7 @@ MIN_PAGE = 10
 class CopyOptions:
     """What a range task needs, as plain data (never a secret)."""
 
-    source: LegacyVectorTable
+    source: LegacyTable
     target: TargetSpec
     key_to_text: bool = False
     wrap_key: str | None = None
@@ -49,31 +49,40 @@ class CopyOptions:
     dry_run: bool = False
 
 
-def source_select(source: LegacyVectorTable) -> str:
-    """The range scan: every column, with the write time and TTL of each value column."""
-    cols = ("embedding_vector", "document", "metadata_blob")
+def source_select(source: LegacyTable) -> str:
+    """The range scan: the key and value columns, then the write time and the TTL of each value column.
+
+    A row comes back as (*columns, *writetimes, *ttls): see `newest_write`.
+    """
+    layout = source.layout
     return (
-        "SELECT document_id, embedding_vector, document, metadata_blob, "
-        + ", ".join(f"WRITETIME({c})" for c in cols)
+        f"SELECT {', '.join(layout.columns)}, "
+        + ", ".join(f"WRITETIME({c})" for c in layout.values)
         + ", "
-        + ", ".join(f"TTL({c})" for c in cols)
+        + ", ".join(f"TTL({c})" for c in layout.values)
         + f" FROM {qualified(source.keyspace, source.table)}"
-        " WHERE token(document_id) > ? AND token(document_id) <= ?"
+        f" WHERE token({', '.join(layout.partition_key)}) > ? AND token({', '.join(layout.partition_key)}) <= ?"
     )
 
 
-def newest_write(writetimes: tuple[Any, ...], ttls: tuple[Any, ...]) -> tuple[int | None, int]:
+def newest_write(row: Sequence[Any], width: int, values: int) -> tuple[int | None, int]:
     """The row's write time (the newest of its values) and the remaining TTL of that write.
 
+    `width` columns, of which `values` value columns, then their write times, then their TTLs.
     cassio wrote all columns in one INSERT, so they agree; for rows other code wrote
     piecewise, the newest write decides.
     """
     best: int | None = None
     ttl = 0
-    for wt, t in zip(writetimes, ttls):
+    for wt, t in zip(row[width : width + values], row[width + values : width + 2 * values]):
         if wt is not None and (best is None or wt > best):
             best, ttl = wt, t or 0
     return best, ttl
+
+
+def row_key(row: Sequence[Any], key_width: int) -> str:
+    """A source row's key, for reports and rejects files."""
+    return str(row[0]) if key_width == 1 else json.dumps([str(k) for k in row[:key_width]], ensure_ascii=False)
 
 
 class BudgetSpent(FatalError):
@@ -113,54 +122,66 @@ class ErrorBudget:
 
 
 class RejectSink:
-    """Rejected rows as JSON lines (key, reason, detail, the raw row): replayable with --replay."""
+    """Rejected rows as JSON lines (key, reason, detail, the raw row): replayable with --replay.
 
-    def __init__(self, stream: TextIO | None) -> None:
+    The row holds each source column by name (bytes as `<name>_b64`, UUIDs as text), its
+    write time, its TTL, and when it was read (the TTL counts down from there).
+    """
+
+    def __init__(self, stream: TextIO | None, columns: Sequence[str]) -> None:
         self._stream = stream
+        self._columns = tuple(columns)
         self._lock = threading.Lock()
 
-    def write(self, key: Any, reject: Reject, row: tuple[Any, ...], writetime: int | None, ttl: int) -> None:
+    def write(self, key: str, reject: Reject, row: Sequence[Any], writetime: int | None, ttl: int) -> None:
         if self._stream is None:
             return
-        vector = row[1]
+        encoded: dict[str, Any] = {}
+        for name, value in zip(self._columns, row):
+            if isinstance(value, bytes):
+                encoded[f"{name}_b64"] = base64.b64encode(value).decode()
+            else:
+                encoded[name] = str(value) if isinstance(value, uuid.UUID) else value
         record = {
-            "key": str(key),
+            "key": key,
             "reason": reject.reason,
             "detail": reject.detail,
-            "row": {
-                "document_id": str(row[0]),
-                "embedding_vector_b64": base64.b64encode(vector).decode() if vector is not None else None,
-                "document": row[2],
-                "metadata_blob": row[3],
-                "writetime": writetime,
-                "ttl": ttl,
-                "read_at": int(time.time()),  # the TTL counts down from here
-            },
+            "row": {**encoded, "writetime": writetime, "ttl": ttl, "read_at": int(time.time())},
         }
         line = json.dumps(record, ensure_ascii=False)
         with self._lock:
             self._stream.write(line + "\n")
 
 
-def replay_rows(path: str, key_type: str) -> Iterator[tuple[Any, ...]]:
+def replay_rows(path: str, source: LegacyTable) -> Iterator[tuple[Any, ...]]:
     """The rows of a rejects file, as a range scan returns them (edit the file to fix them first)."""
+    layout = source.layout
+    uuids = source.uuid_columns
+    blanks = (None,) * (len(layout.values) - 1)
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)["row"]
-                key: Any = uuid.UUID(row["document_id"]) if key_type in ("uuid", "timeuuid") else row["document_id"]
-                vector = base64.b64decode(row["embedding_vector_b64"]) if row["embedding_vector_b64"] else None
+                columns: list[Any] = []
+                for name in layout.columns:
+                    if f"{name}_b64" in row:
+                        encoded = row[f"{name}_b64"]
+                        columns.append(base64.b64decode(encoded) if encoded is not None else None)
+                    elif name in uuids:
+                        columns.append(uuid.UUID(row[name]))
+                    else:
+                        columns.append(row[name])
                 ttl = int(row["ttl"] or 0)
                 if ttl:
                     ttl -= int(time.time()) - int(row["read_at"])
                     if ttl <= 0:
                         continue  # expired since it was rejected, as it has in the source
                 writetime = row["writetime"]
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise UsageError(f"{path}, line {number}: not a rejects record ({exc})") from None
-            yield (key, vector, row["document"], row["metadata_blob"], writetime, None, None, ttl or None, None, None)
+            yield (*columns, writetime, *blanks, ttl or None, *blanks)
 
 
 def worker_name() -> str:
@@ -187,10 +208,8 @@ class RangeCopier:
         self.target = target_session
         self.rejects = rejects
         self.rate = rate or RateLimiter(0)
-        self.transformer = Transformer(
-            cassio_table(target_session, options.target, provision=False),
-            key_to_text=options.key_to_text,
-            wrap_key=options.wrap_key,
+        self.transformer = transformer_for(
+            options.target, target_session, key_to_text=options.key_to_text, wrap_key=options.wrap_key
         )
         self.select = prepare_raw(source_session, source_select(options.source))
         self.insert: PreparedStatement | None = None
@@ -246,6 +265,8 @@ class RangeCopier:
         )
         values_of = self.transformer.values
         insert = self.insert
+        layout = self.options.source.layout
+        width, nvalues, nkey = len(layout.columns), len(layout.values), len(layout.key)
         # Bound once: the per-row loop pays no call for an unlimited rate or a dry run.
         acquire = self.rate.acquire if self.rate.limited else None
         submit = window.submit if window is not None else None
@@ -254,20 +275,21 @@ class RangeCopier:
             for page in pages:
                 page_rejected = 0
                 for row in page:
-                    ts, ttl = newest_write(row[4:7], row[7:10])
+                    ts, ttl = newest_write(row, width, nvalues)
                     if ts is None:
-                        self.rejects.write(row[0], Reject("no_values", "every value column is NULL"), row, ts, ttl)
+                        reject = Reject("no_values", "every value column is NULL")
+                        self.rejects.write(row_key(row, nkey), reject, row, ts, ttl)
                         page_rejected += 1
                         continue
                     if skip_before_us is not None and ts < skip_before_us:
                         skipped += 1
                         continue
-                    values = values_of(row[0], row[1], row[2], row[3])
+                    values = values_of(*row[:width])
                     if isinstance(values, Reject):
-                        self.rejects.write(row[0], values, row, ts, ttl)
+                        self.rejects.write(row_key(row, nkey), values, row, ts, ttl)
                         page_rejected += 1
                         continue
-                    nbytes += len(row[1] or b"") + len(row[2] or "") + len(row[3] or "")
+                    nbytes += sum(len(v) for v in row[nkey:width] if v is not None)
                     written += 1
                     if submit is not None:
                         if acquire is not None:

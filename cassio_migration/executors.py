@@ -210,7 +210,7 @@ def _copy_job(task: RangeTask) -> _Job:
             sessions.raw,
             sessions.raw,
             task.copy,
-            RejectSink(stream),
+            RejectSink(stream, task.copy.source.layout.columns),
             RateLimiter(task.rate_limit),
             ErrorBudget(task.max_errors, task.max_error_ratio),
         )

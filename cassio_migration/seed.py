@@ -1,4 +1,8 @@
-"""Fake data for create.py: a legacy table as cassio 0.0.7 would hold it, and dirty rows."""
+"""Fake data for create.py: a legacy table as cassio 0.0.7 would hold it, and dirty rows.
+
+Each legacy kind: a vector table (VectorTable), a chat history (StoredBlobHistory) with
+LangChain's message JSON, an LLM cache (KVCache) with LangChain's keys.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,15 @@ from .connect import prepare_raw
 from .cql import qualified
 from .errors import UsageError
 from .inflight import WriteWindow
-from .legacy import SEED_KEY_TYPES, create_index_cql, create_table_cql, describe_source
+from .legacy import (
+    LAYOUTS,
+    SEED_KEY_TYPES,
+    create_history_cql,
+    create_index_cql,
+    create_kvcache_cql,
+    create_table_cql,
+    describe_source,
+)
 
 _WORDS = [
     "vector",
@@ -63,6 +75,13 @@ DIRTY_KINDS: tuple[tuple[str, str | None, str | None, bool], ...] = (
     ("null_document", None, '{"kind": "null document"}', True),
     ("null_vector", "dirty: NULL vector", '{"kind": "null vector"}', False),
 )
+# Chat history rows cassio never wrote this way: (kind, blob).
+HISTORY_DIRTY_KINDS: tuple[tuple[str, str | None], ...] = (("null_blob", None),)
+# LLM cache rows other code wrote: (kind, key_desc, cache_key).
+CACHE_DIRTY_KINDS: tuple[tuple[str, str, str], ...] = (
+    ("cache_key_not_a_list", "llm_string/prompt", "not a python list"),
+    ("cache_key_wrong_length", "llm_string/prompt", "['only one value']"),
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +93,7 @@ class SeedSpec:
     ttl_fraction: float = 0.0
     seed: int = 42
     append: bool = False
+    kind: str = "vector"  # vector | history | kvcache
 
 
 @dataclass(frozen=True)
@@ -156,6 +176,52 @@ def fake_rows(spec: SeedSpec) -> Iterator[FakeRow]:
                 yield FakeRow(_key(keys, spec.key_type), vec if has_vector else None, document, blob, 0)
 
 
+def _message(rnd: random.Random, turn: int) -> str:
+    """A LangChain chat message as its chat history stored it (`message_to_dict`, JSON)."""
+    kind = "human" if turn % 2 == 0 else "ai"
+    content = " ".join(rnd.choice(_WORDS) for _ in range(rnd.randint(1, 60)))
+    return json.dumps(
+        {"type": kind, "data": {"content": content, "additional_kwargs": {}, "type": kind, "example": False}}
+    )
+
+
+def fake_history_rows(spec: SeedSpec) -> Iterator[tuple[Any, ...]]:
+    """(session_id, blob, ttl) in sessions of 1-40 messages; blob ids are the node's now(), as cassio 0.0.x made them."""
+    rnd = random.Random(spec.seed)
+    keys = random.Random(random.SystemRandom().getrandbits(64) if spec.append else spec.seed + 1)
+    done = 0
+    while done < spec.rows:
+        session_id = f"session-{keys.getrandbits(48):012x}"
+        ttl = rnd.randint(3_600, 30 * 86_400) if rnd.random() < spec.ttl_fraction else 0
+        for turn in range(min(rnd.randint(1, 40), spec.rows - done)):
+            yield session_id, _message(rnd, turn), ttl
+            done += 1
+    if spec.dirty:
+        for _kind, blob in HISTORY_DIRTY_KINDS:
+            for _ in range(3):
+                yield f"session-{keys.getrandbits(48):012x}", blob, 0
+
+
+def fake_cache_rows(spec: SeedSpec) -> Iterator[tuple[Any, ...]]:
+    """(key_desc, cache_key, cache_value, ttl) as LangChain's CassandraCache stored them through cassio 0.0.x."""
+    rnd = random.Random(spec.seed)
+    keys = random.Random(random.SystemRandom().getrandbits(64) if spec.append else spec.seed + 1)
+    for i in range(spec.rows):
+        llm_string = str(sorted({"_type": "openai", "model_name": rnd.choice(["gpt-3.5-turbo", "gpt-4"])}.items()))
+        prompt = f"Q{keys.getrandbits(32)}: " + " ".join(rnd.choice(_WORDS) for _ in range(rnd.randint(1, 30)))
+        if i % 10 == 0:
+            prompt += ' "it\'s"\n\\ quoted'  # both quote kinds, a newline and a backslash in the repr
+        generations = [
+            {"text": " ".join(rnd.choice(_WORDS) for _ in range(rnd.randint(1, 80))), "generation_info": None}
+        ]
+        ttl = rnd.randint(3_600, 30 * 86_400) if rnd.random() < spec.ttl_fraction else 0
+        yield "llm_string/prompt", str([llm_string, prompt]), json.dumps(generations), ttl
+    if spec.dirty:
+        for _kind, key_desc, cache_key in CACHE_DIRTY_KINDS:
+            for n in range(3):
+                yield key_desc, f"{cache_key} {keys.getrandbits(32)}" if n else cache_key, "dirty", 0
+
+
 def _key(rnd: random.Random, key_type: str) -> Any:
     if key_type == "autoid":
         return None
@@ -163,16 +229,42 @@ def _key(rnd: random.Random, key_type: str) -> Any:
     return u if key_type == "uuid" else u.hex  # LangChain's TEXT ids were uuid4 hex strings
 
 
-def dirty_row_count() -> int:
-    return 3 * len(DIRTY_KINDS)
+def dirty_row_count(kind: str = "vector") -> int:
+    return 3 * len({"vector": DIRTY_KINDS, "history": HISTORY_DIRTY_KINDS, "kvcache": CACHE_DIRTY_KINDS}[kind])
 
 
-def create_legacy_table(session: Session, keyspace: str, table: str, key_type: str, dimension: int) -> None:
-    if key_type not in SEED_KEY_TYPES:
-        raise UsageError(f"--key-type {key_type!r}: use one of {', '.join(SEED_KEY_TYPES)}")
-    column_type = "uuid" if key_type == "autoid" else key_type
-    session.execute(create_table_cql(keyspace, table, column_type, dimension))
-    session.execute(create_index_cql(keyspace, table))
+def create_legacy_table(session: Session, keyspace: str, table: str, spec: SeedSpec) -> None:
+    if spec.kind == "history":
+        session.execute(create_history_cql(keyspace, table))
+    elif spec.kind == "kvcache":
+        session.execute(create_kvcache_cql(keyspace, table))
+    else:
+        if spec.key_type not in SEED_KEY_TYPES:
+            raise UsageError(f"--key-type {spec.key_type!r}: use one of {', '.join(SEED_KEY_TYPES)}")
+        column_type = "uuid" if spec.key_type == "autoid" else spec.key_type
+        session.execute(create_table_cql(keyspace, table, column_type, spec.dimension))
+        session.execute(create_index_cql(keyspace, table))
+
+
+def _writes(raw: Session, keyspace: str, table: str, spec: SeedSpec) -> tuple[Any, Iterator[tuple[Any, ...]]]:
+    """The INSERT of the kind, as cassio 0.0.x wrote it, and the values of each row."""
+    name = qualified(keyspace, table)
+    if spec.kind == "history":
+        insert = f"INSERT INTO {name} (session_id, blob_id, blob) VALUES (?, now(), ?) USING TTL ?"
+        return prepare_raw(raw, insert), fake_history_rows(spec)
+    if spec.kind == "kvcache":
+        insert = f"INSERT INTO {name} (key_desc, cache_key, cache_value) VALUES (?, ?, ?) USING TTL ?"
+        return prepare_raw(raw, insert), fake_cache_rows(spec)
+    key = "now()" if spec.key_type == "autoid" else "?"
+    insert = (
+        f"INSERT INTO {name} (document_id, embedding_vector, document, metadata_blob) VALUES ({key}, ?, ?, ?)"
+        " USING TTL ?"
+    )
+    rows = (
+        (*((r.document_id,) if r.document_id is not None else ()), r.vector, r.document, r.metadata_blob, r.ttl)
+        for r in fake_rows(spec)
+    )
+    return prepare_raw(raw, insert), rows
 
 
 def seed(
@@ -185,27 +277,26 @@ def seed(
     concurrency: int = 64,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Create the legacy table and write the fake rows (through `raw`, a raw-vector session)."""
-    create_legacy_table(session, keyspace, table, spec.key_type, spec.dimension)
+    """Create the legacy table of the spec's kind and write the fake rows (through `raw`, a raw-vector session)."""
+    create_legacy_table(session, keyspace, table, spec)
     found = describe_source(session, keyspace, table)
-    if found.dimension != spec.dimension:
+    if found.kind != spec.kind:
+        raise UsageError(
+            f"{keyspace}.{table} already exists as a {found.layout.label}: use another FAKE_DATA_OLD_TABLE"
+        )
+    if spec.kind == "vector" and found.dimension != spec.dimension:
         raise UsageError(
             f"{keyspace}.{table} already exists with dimension {found.dimension}, not {spec.dimension}:"
             " use --dimension to match, or another FAKE_DATA_OLD_TABLE"
         )
-    if not spec.append and session.execute(f"SELECT document_id FROM {qualified(keyspace, table)} LIMIT 1").one():
+    first_key = LAYOUTS[spec.kind].key[0]
+    if not spec.append and session.execute(f"SELECT {first_key} FROM {qualified(keyspace, table)} LIMIT 1").one():
         raise UsageError(f"{keyspace}.{table} already has rows: pass --append to add more, or use another table")
-    key = "now()" if spec.key_type == "autoid" else "?"
-    insert = prepare_raw(
-        raw,
-        f"INSERT INTO {qualified(keyspace, table)} (document_id, embedding_vector, document, metadata_blob)"
-        f" VALUES ({key}, ?, ?, ?) USING TTL ?",
-    )
+    insert, rows = _writes(raw, keyspace, table, spec)
     window = WriteWindow(raw, concurrency, hint="")
     written = 0
-    for row in fake_rows(spec):
-        values = (row.vector, row.document, row.metadata_blob, row.ttl)
-        window.submit(insert, values if row.document_id is None else (row.document_id, *values))
+    for values in rows:
+        window.submit(insert, values)
         written += 1
         if progress and written % 256 == 0:
             progress(256)

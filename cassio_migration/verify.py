@@ -1,15 +1,15 @@
 """Compare every source row with its target row as cassio 0.1.x reads it.
 
-Both tables are scanned range by range. With the same key type on both sides the keys
-fall in the same token order, so a range of the target holds exactly the targets of the
-same range of the source. With UUID keys turned into TEXT they do not: the target row
-of each source row is then looked up by key, and extras by looking up the source.
+Both tables are scanned range by range. Where a target row has the same partition key
+value as its source row (a vector table keeping its key type, a chat history), a range of
+the target holds exactly the targets of the same range of the source. Elsewhere (UUID keys
+turned into TEXT, a clustered target, an LLM cache, whose keys change form) the target row
+of each source row is looked up by key, and extras by looking up their source row.
 """
 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +18,10 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
 from .connect import prepare_raw
-from .copy import CopyOptions, newest_write, scan_pages, source_select
+from .copy import CopyOptions, newest_write, row_key, scan_pages, source_select
 from .cql import qualified
 from .plan import TokenRange
-from .target import cassio_table
-from .transform import Reject, Transformer
+from .transform import Reject, transformer_for
 
 CATEGORIES = (
     "matching",
@@ -60,14 +59,13 @@ class VerifyCounts:
         return self.counts["missing"] == 0 and self.counts["different"] == 0
 
 
-TARGET_COLUMNS = ("row_id", "body_blob", "vector", "attributes_blob", "metadata_s")
+def _where_key(columns: tuple[str, ...]) -> str:
+    return " AND ".join(f"{c} = ?" for c in columns)
 
 
-def target_select(options: CopyOptions, where: str) -> str:
-    return (
-        f"SELECT {', '.join(TARGET_COLUMNS)}, WRITETIME(body_blob), WRITETIME(vector), WRITETIME(attributes_blob)"
-        f" FROM {qualified(options.target.keyspace, options.target.table)} WHERE {where}"
-    )
+def _where_range(partition_key: tuple[str, ...]) -> str:
+    token = f"token({', '.join(partition_key)})"
+    return f"{token} > ? AND {token} <= ?"
 
 
 class RangeVerifier:
@@ -92,24 +90,28 @@ class RangeVerifier:
         self.delete_extra = delete_extra
         self.source = source_session
         self.target = target_session
-        self.transformer = Transformer(
-            cassio_table(target_session, options.target, provision=False),
-            key_to_text=options.key_to_text,
-            wrap_key=options.wrap_key,
+        self.transformer = transformer_for(
+            options.target, target_session, key_to_text=options.key_to_text, wrap_key=options.wrap_key
         )
+        tr = self.transformer
+        layout = options.source.layout
+        self._width, self._nvalues = len(layout.columns), len(layout.values)
+        self._key_at = [tr.columns.index(c) for c in tr.key]
+        target = qualified(options.target.keyspace, options.target.table)
+        written = ", ".join(f"WRITETIME({c})" for c in tr.timed)
+        select = f"SELECT {', '.join(tr.columns)}, {written} FROM {target} WHERE "
         self.source_range = prepare_raw(source_session, source_select(options.source))
-        self.target_range = prepare_raw(
-            target_session, target_select(options, "token(row_id) > ? AND token(row_id) <= ?")
-        )
-        self.target_by_key = prepare_raw(target_session, target_select(options, "row_id = ?"))
-        self.delete = prepare_raw(
-            target_session,
-            f"DELETE FROM {qualified(options.target.keyspace, options.target.table)} USING TIMESTAMP ? WHERE row_id = ?",
-        )
+        self.target_range = prepare_raw(target_session, select + _where_range(tr.partition_key))
+        self.target_by_key = prepare_raw(target_session, select + _where_key(tr.key))
+        self.delete = prepare_raw(target_session, f"DELETE FROM {target} USING TIMESTAMP ? WHERE {_where_key(tr.key)}")
         self.source_by_key = prepare_raw(
             source_session,
-            f"SELECT document_id FROM {qualified(options.source.keyspace, options.source.table)} WHERE document_id = ?",
+            f"SELECT {layout.key[0]} FROM {qualified(options.source.keyspace, options.source.table)}"
+            f" WHERE {_where_key(layout.key)}",
         )
+
+    def _target_key(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(row[i] for i in self._key_at)
 
     def _scan(self, session: Session, statement: Any, r: TokenRange, stop: threading.Event) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
@@ -124,40 +126,43 @@ class RangeVerifier:
     ) -> VerifyCounts:
         out = VerifyCounts()
         source_rows = self._scan(self.source, self.source_range, r, stop)
-        same_order = not self.options.key_to_text
-        if same_order:
-            targets = {row[0]: row for row in self._scan(self.target, self.target_range, r, stop)}
+        expected = [self.transformer.values(*row[: self._width]) for row in source_rows]
+        if self.transformer.same_order:
+            targets = {self._target_key(row): row for row in self._scan(self.target, self.target_range, r, stop)}
         else:
-            keys = [(self.transformer.key(row[0]),) for row in source_rows]
+            keys = [self._target_key(values) for values in expected if not isinstance(values, Reject)]
             found = execute_concurrent_with_args(self.target, self.target_by_key, keys, concurrency=64)
-            targets = {row[0]: row for ok, rs in found if ok for row in rs}
-        for row in source_rows:
+            targets = {self._target_key(row): row for ok, rs in found if ok for row in rs}
+        key_width = len(self.options.source.layout.key)
+        for row, values in zip(source_rows, expected):
             out.source_rows += 1
-            out.add(self._classify(row, targets.pop(self.transformer.key(row[0]), None)), row[0])
-        extras = targets.values() if same_order else self._extras_by_lookup(r, stop)
+            target_row = None if isinstance(values, Reject) else targets.pop(self._target_key(values), None)
+            out.add(self._classify(row, values, target_row), row_key(row, key_width))
+        extras = targets.values() if self.transformer.same_order else self._extras_by_lookup(r, stop)
         for row in extras:
-            out.add(self._extra(row), row[0])
+            out.add(self._extra(row), self._target_key(row)[-1])
         if progress:
             progress(len(source_rows))
         return out
 
-    def _classify(self, source_row: tuple[Any, ...], target_row: tuple[Any, ...] | None) -> str:
-        source_ts, _ = newest_write(source_row[4:7], source_row[7:10])
-        expected = self.transformer.values(source_row[0], source_row[1], source_row[2], source_row[3])
+    def _classify(
+        self, source_row: tuple[Any, ...], expected: tuple[Any, ...] | Reject, target_row: tuple[Any, ...] | None
+    ) -> str:
+        source_ts, _ = newest_write(source_row, self._width, self._nvalues)
         if isinstance(expected, Reject) or source_ts is None:
             return "rejected"  # not compared: the rules keep it out, or a replay put the user's fix there
         if target_row is None:
             copied = self.copied_before_us is not None and source_ts < self.copied_before_us
             return "deleted_in_target" if copied else "missing"
-        want = self.transformer.as_read(dict(zip(self.transformer.columns, expected)))
-        got = self.transformer.as_read(dict(zip(TARGET_COLUMNS, target_row[: len(TARGET_COLUMNS)])))
+        columns = self.transformer.columns
+        want = self.transformer.as_read(dict(zip(columns, expected)))
+        got = self.transformer.as_read(dict(zip(columns, target_row[: len(columns)])))
         if want == got:
             return "matching"
         return self._newer_or(target_row, source_ts, "different")
 
-    @staticmethod
-    def _written_at(target_row: tuple[Any, ...]) -> int | None:
-        return max((t for t in target_row[len(TARGET_COLUMNS) :] if t is not None), default=None)
+    def _written_at(self, target_row: tuple[Any, ...]) -> int | None:
+        return max((t for t in target_row[len(self.transformer.columns) :] if t is not None), default=None)
 
     def _newer_or(self, target_row: tuple[Any, ...], source_ts: int | None, otherwise: str) -> str:
         """A target row written after the source row is the application's: not an error."""
@@ -173,17 +178,18 @@ class RangeVerifier:
         if not self.delete_extra or written is None or copied_before is None or written >= copied_before:
             return "extra"
         # At the row's own write time: a newer write by the application would still win.
-        self.target.execute(self.delete, (written, target_row[0]))
+        self.target.execute(self.delete, (written, *self._target_key(target_row)))
         return "extra_deleted"
 
     def _extras_by_lookup(self, r: TokenRange, stop: threading.Event) -> list[tuple[Any, ...]]:
-        """Target rows of this target token range whose key the source lacks."""
+        """Target rows of this target token range whose source row does not exist."""
         extras, candidates = [], []
         for row in self._scan(self.target, self.target_range, r, stop):
-            try:
-                candidates.append(((uuid.UUID(row[0]),), row))
-            except ValueError:
-                extras.append(row)  # not a UUID: cannot come from the source
+            source_key = self.transformer.source_key(self._target_key(row))
+            if source_key is None:
+                extras.append(row)  # cannot come from the source
+            else:
+                candidates.append((source_key, row))
         keys = [k for k, _ in candidates]
         found = execute_concurrent_with_args(self.source, self.source_by_key, keys, concurrency=64)
         for (_, row), (ok, rs) in zip(candidates, found):

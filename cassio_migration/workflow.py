@@ -17,11 +17,11 @@ from .copy import BudgetSpent, CopyOptions, ErrorBudget, RangeCopier, RejectSink
 from .errors import MigrationError, SchemaError, UsageError
 from .executors import PassInfo, RangeWorker, copy_ranges, verify_ranges
 from .inflight import RateLimiter
-from .legacy import describe_source
+from .legacy import LegacyTable, describe_source
 from .plan import estimated_rows, make_plan, range_count, ring_tokens
 from .report import Progress, run_folder, table, write_json
 from .state import RangeResult, StateStore
-from .target import check_target, prepare_target, target_spec
+from .target import TargetSpec, check_target, prepare_target, target_spec
 from .verify import CATEGORIES, RangeVerifier, VerifyCounts
 
 
@@ -34,6 +34,8 @@ class JobOptions:
     key_to_text: bool = False
     metadata_indexing: str = "all"
     wrap_key: str | None = None
+    partition_id: str | None = None  # vector tables: a clustered target, every row in this partition
+    partition_field: str | None = None  # vector tables: a clustered target, the partition from this metadata field
     page_size: int = 200
     concurrency: int = 128
     parallel_ranges: int = 4
@@ -162,15 +164,13 @@ class MigrateSummary:
         return self.rows_read == self.rows_written + self.rows_rejected + self.rows_skipped
 
 
-def job_context(options: JobOptions, spec: ConnectionSpec, source: Any, target: Any) -> dict[str, Any]:
+def job_context(options: JobOptions, spec: ConnectionSpec, source: Any, target: TargetSpec) -> dict[str, Any]:
     """What makes this job this job: a state with another context is refused. No secrets."""
     return {
         "cluster": spec.describe(),
         "source": source.name,
         "target": target.name,
-        "key_type": target.key_type,
-        "dimension": target.dimension,
-        "metadata_indexing": target.metadata_indexing,
+        **target.context(),
         "wrap_key": options.wrap_key,
     }
 
@@ -196,7 +196,7 @@ def replay(spec: ConnectionSpec, options: JobOptions, rejects_file: str, echo: C
         summary.plan_s = time.monotonic() - started
         with _run(summary, options, "replay", target.table, sessions, copy_options) as (copier, progress):
             counts = copier.process(
-                _chunks(replay_rows(rejects_file, source.key_type)), None, threading.Event(), progress.update
+                _chunks(replay_rows(rejects_file, source)), None, threading.Event(), progress.update
             )
             summary.add(*counts)
             summary.pass_rows_rejected = summary.rows_rejected
@@ -218,21 +218,23 @@ def _chunks(rows: Iterable[tuple[Any, ...]], size: int = 500) -> Iterator[list[t
         yield chunk
 
 
-def _open_job(sessions: Sessions, options: JobOptions, echo: Callable[[str], None]) -> tuple[Any, Any, CopyOptions]:
-    """Recognise the source, check (and unless dry run, create) the target."""
+def _describe_job(sessions: Sessions, options: JobOptions) -> tuple[LegacyTable, TargetSpec]:
+    """Recognise the source's legacy class; the target it goes to."""
     source = describe_source(sessions.plain, options.keyspace, options.source_table)
-    if options.key_to_text and source.key_type not in ("uuid", "timeuuid"):
-        raise SchemaError(f"{source.name} has {source.key_type} keys: TARGET_KEY_TYPE=text is for UUID keys")
     target = target_spec(
         source,
         options.target_ks,
         options.target_table,
         key_to_text=options.key_to_text,
         metadata_indexing=options.metadata_indexing,
+        partition_id=options.partition_id,
+        partition_field=options.partition_field,
     )
-    echo(f"source {source.name}: legacy cassio vector table, {source.key_type} keys, dimension {source.dimension}")
-    prepare_target(sessions.plain, target, create=not options.dry_run)
-    copy_options = CopyOptions(
+    return source, target
+
+
+def _copy_options(options: JobOptions, source: LegacyTable, target: TargetSpec) -> CopyOptions:
+    return CopyOptions(
         source,
         target,
         options.key_to_text,
@@ -242,7 +244,16 @@ def _open_job(sessions: Sessions, options: JobOptions, echo: Callable[[str], Non
         options.retry_seconds,
         options.dry_run,
     )
-    return source, target, copy_options
+
+
+def _open_job(
+    sessions: Sessions, options: JobOptions, echo: Callable[[str], None]
+) -> tuple[LegacyTable, TargetSpec, CopyOptions]:
+    """Recognise the source, check (and unless dry run, create) the target."""
+    source, target = _describe_job(sessions, options)
+    echo(f"source {source.name}: {source.describe()}")
+    prepare_target(sessions.plain, target, create=not options.dry_run)
+    return source, target, _copy_options(options, source, target)
 
 
 @contextmanager
@@ -261,7 +272,7 @@ def _run(
             sessions.raw,
             sessions.raw,
             copy_options,
-            RejectSink(rejects_stream),
+            RejectSink(rejects_stream, copy_options.source.layout.columns),
             RateLimiter(options.rate_limit),
             budget,
         )
@@ -398,17 +409,10 @@ def verify(spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], None
     started = time.monotonic()
     sessions = connect(spec)
     try:
-        source = describe_source(sessions.plain, options.keyspace, options.source_table)
-        target = target_spec(
-            source,
-            options.target_ks,
-            options.target_table,
-            key_to_text=options.key_to_text,
-            metadata_indexing=options.metadata_indexing,
-        )
+        source, target = _describe_job(sessions, options)
         if not check_target(sessions.plain, target):
             raise SchemaError(f"target {target.name} does not exist: run migrate.py first")
-        copy_options = CopyOptions(source, target, options.key_to_text, options.wrap_key, options.page_size)
+        copy_options = _copy_options(options, source, target)
         copied_before = StateStore(sessions.plain, target.keyspace, target.table).copied_before_us()
         verifier = RangeVerifier(sessions.raw, sessions.raw, copy_options, copied_before, options.delete_extra)
         ranges = make_plan(

@@ -11,7 +11,8 @@ from cassio.table.cql import MockDBSession
 from cassio.table.mixins.metadata import MetadataMixin
 from cassio.table.tables import MetadataVectorCassandraTable
 
-from cassio_migration.transform import Reject, Transformer
+from cassio_migration.target import TargetSpec
+from cassio_migration.transform import Reject, VectorTransformer, transformer_for
 
 KEY = uuid.UUID("6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b")
 VECTOR = [0.6, 0.0, 0.8]
@@ -35,11 +36,11 @@ def table() -> MetadataVectorCassandraTable:
 
 
 @pytest.fixture
-def tr(table) -> Transformer:
-    return Transformer(table)
+def tr(table) -> VectorTransformer:
+    return VectorTransformer(table)
 
 
-def row_of(tr: Transformer, values: tuple[Any, ...]) -> dict[str, Any]:
+def row_of(tr: VectorTransformer, values: tuple[Any, ...]) -> dict[str, Any]:
     assert not isinstance(values, Reject), values
     assert len(values) == len(tr.columns)
     return dict(zip(tr.columns, values))
@@ -77,7 +78,7 @@ def test_no_metadata_gives_empty_dict(tr, blob):
 
 @pytest.mark.parametrize("blob", [None, "", "null"])
 def test_no_metadata_ignores_wrap_key(table, blob):
-    assert Transformer(table, wrap_key="legacy").metadata(blob) == {}
+    assert VectorTransformer(table, wrap_key="legacy").metadata(blob) == {}
 
 
 def test_object_metadata_is_the_metadata(tr):
@@ -125,7 +126,7 @@ def test_non_object_json_is_rejected(tr, blob, value):
     ],
 )
 def test_non_object_json_with_wrap_key_is_wrapped(table, blob, value):
-    tr = Transformer(table, wrap_key="legacy")
+    tr = VectorTransformer(table, wrap_key="legacy")
     assert tr.metadata(blob) == {"legacy": value}
     assert type(tr.metadata(blob)["legacy"]) is type(value)
     row = row_of(tr, tr.values(KEY, VECTOR, "doc", blob))
@@ -143,7 +144,7 @@ def test_malformed_json_is_rejected(tr, blob):
 
 @pytest.mark.parametrize("blob", ['{"source": "broken', "not json at all"])
 def test_malformed_json_with_wrap_key_keeps_raw_text(table, blob):
-    tr = Transformer(table, wrap_key="raw")
+    tr = VectorTransformer(table, wrap_key="raw")
     assert tr.metadata(blob) == {"raw": blob}
     row = row_of(tr, tr.values(KEY, VECTOR, "doc", blob))
     assert row["metadata_s"] == {"raw": blob}
@@ -151,7 +152,7 @@ def test_malformed_json_with_wrap_key_keeps_raw_text(table, blob):
 
 
 def test_wrap_key_does_not_touch_object_metadata(table):
-    tr = Transformer(table, wrap_key="legacy")
+    tr = VectorTransformer(table, wrap_key="legacy")
     assert tr.metadata('{"a": "b"}') == {"a": "b"}
 
 
@@ -164,7 +165,7 @@ def test_huge_integer_metadata_is_unstorable(tr, blob):
 
 
 def test_huge_integer_wrapped_is_unstorable(table):
-    tr = Transformer(table, wrap_key="legacy")
+    tr = VectorTransformer(table, wrap_key="legacy")
     result = tr.values(KEY, VECTOR, "doc", str(10**400))
     assert isinstance(result, Reject) and result.reason == "metadata_unstorable"
 
@@ -255,14 +256,14 @@ def test_all_indexing_puts_everything_in_metadata_s(tr):
 
 
 def test_none_indexing_puts_everything_in_attributes_blob():
-    tr = Transformer(make_table("none"))
+    tr = VectorTransformer(make_table("none"))
     row = row_of(tr, tr.values(KEY, VECTOR, "doc", json.dumps(MD)))
     assert row["metadata_s"] == {}
     assert row["attributes_blob"] == '{"a":"1.0","b":"bee","m":"[1, 2]","z":"null"}'
 
 
 def test_allow_indexing_splits_keys():
-    tr = Transformer(make_table(("allow", ["a", "b"])))
+    tr = VectorTransformer(make_table(("allow", ["a", "b"])))
     row = row_of(tr, tr.values(KEY, VECTOR, "doc", json.dumps(MD)))
     assert row["metadata_s"] == {"a": "1.0", "b": "bee"}
     # Compact, sorted JSON of the coerced values of the other keys.
@@ -272,27 +273,27 @@ def test_allow_indexing_splits_keys():
 
 
 def test_deny_indexing_splits_keys():
-    tr = Transformer(make_table(("deny", ["a", "z"])))
+    tr = VectorTransformer(make_table(("deny", ["a", "z"])))
     row = row_of(tr, tr.values(KEY, VECTOR, "doc", json.dumps(MD)))
     assert row["metadata_s"] == {"b": "bee", "m": "[1, 2]"}
     assert row["attributes_blob"] == '{"a":"1.0","z":"null"}'
 
 
 def test_allow_indexing_without_unindexed_keys_gives_null_blob():
-    tr = Transformer(make_table(("allow", ["a"])))
+    tr = VectorTransformer(make_table(("allow", ["a"])))
     row = row_of(tr, tr.values(KEY, VECTOR, "doc", '{"a": 2}'))
     assert row["metadata_s"] == {"a": "2.0"}
     assert row["attributes_blob"] is None
 
 
 def test_columns_same_for_every_indexing_policy():
-    expected = Transformer(make_table()).columns
+    expected = VectorTransformer(make_table()).columns
     for policy in ("none", ("allow", ["a"]), ("deny", ["a"])):
-        assert Transformer(make_table(policy)).columns == expected
+        assert VectorTransformer(make_table(policy)).columns == expected
 
 
 def test_non_ascii_keys_in_attributes_blob_are_escaped_json():
-    tr = Transformer(make_table("none"))
+    tr = VectorTransformer(make_table("none"))
     row = row_of(tr, tr.values(KEY, VECTOR, "doc", '{"ключ": "значение"}'))
     assert json.loads(row["attributes_blob"]) == {"ключ": "значение"}
     assert tr.as_read(row)["metadata"] == {"ключ": "значение"}
@@ -302,21 +303,21 @@ def test_non_ascii_keys_in_attributes_blob_are_escaped_json():
 
 
 def test_key_kept_by_default(tr):
-    assert tr.key(KEY) is KEY
+    assert tr.key_of(KEY) is KEY
     row = row_of(tr, tr.values(KEY, VECTOR, "doc", None))
     assert row["row_id"] == KEY and isinstance(row["row_id"], uuid.UUID)
 
 
 def test_key_to_text_turns_uuid_into_its_string():
-    tr = Transformer(make_table(key_type="TEXT"), key_to_text=True)
-    assert tr.key(KEY) == str(KEY) == "6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b"
+    tr = VectorTransformer(make_table(key_type="TEXT"), key_to_text=True)
+    assert tr.key_of(KEY) == str(KEY) == "6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b"
     row = row_of(tr, tr.values(KEY, VECTOR, "doc", None))
     assert row["row_id"] == str(KEY)
     assert isinstance(row["row_id"], str)
 
 
 def test_text_key_kept_as_text():
-    tr = Transformer(make_table(key_type="TEXT"))
+    tr = VectorTransformer(make_table(key_type="TEXT"))
     row = row_of(tr, tr.values("abc123", VECTOR, "doc", None))
     assert row["row_id"] == "abc123"
 
@@ -338,7 +339,7 @@ def test_as_read_gives_back_the_row_as_cassio_reads_it(tr):
 
 
 def test_as_read_with_split_metadata_merges_both_parts():
-    tr = Transformer(make_table(("allow", ["source"])))
+    tr = VectorTransformer(make_table(("allow", ["source"])))
     values = tr.values(KEY, None, None, '{"source": "pdf", "page": 2}')
     read = tr.as_read(dict(zip(tr.columns, values)))
     assert read == {"row_id": KEY, "body_blob": None, "vector": None, "metadata": {"source": "pdf", "page": "2.0"}}
@@ -347,3 +348,95 @@ def test_as_read_with_split_metadata_merges_both_parts():
 def test_as_read_of_null_metadata_columns(tr):
     read = tr.as_read({"row_id": KEY, "body_blob": "d", "vector": None, "attributes_blob": None, "metadata_s": None})
     assert read == {"row_id": KEY, "body_blob": "d", "vector": None, "metadata": {}}
+
+
+# --- the other legacy kinds, and clustered vector targets ---------------------------------------------
+
+
+def spec_of(kind: str, **kwargs: Any) -> TargetSpec:
+    return TargetSpec("ks", "t", kwargs.pop("key_type", "uuid"), 3, kind=kind, **kwargs)
+
+
+def test_history_row_keeps_session_blob_id_and_blob() -> None:
+    tr = transformer_for(spec_of("history"), MockDBSession())
+    blob_id = uuid.uuid1()
+    row = dict(zip(tr.columns, tr.values("s1", blob_id, '{"type": "human"}')))
+    assert row == {"partition_id": "s1", "row_id": blob_id, "body_blob": '{"type": "human"}'}
+    assert (tr.key, tr.partition_key, tr.same_order) == (("partition_id", "row_id"), ("partition_id",), True)
+
+
+@pytest.mark.parametrize(
+    ("key_desc", "values"),
+    [
+        ("llm_string/prompt", ["[('_type', 'openai')]", 'say "hi"\n\\ it\'s é']),
+        ("one", ["x"]),
+        ("a/b/c", ["1", "", "✓"]),
+    ],
+)
+def test_kvcache_keys_become_what_cassio_0_1_writes_and_map_back(key_desc: str, values: list[str]) -> None:
+    tr = transformer_for(spec_of("kvcache"), MockDBSession())
+    out = tr.values(key_desc, str(values), "cached")
+    assert not isinstance(out, Reject)
+    row = dict(zip(tr.columns, out))
+    names = key_desc.split("/")
+    assert row == {
+        "key_desc": json.dumps(names, separators=(",", ":")),
+        "key_vals": json.dumps(values, separators=(",", ":")),
+        "body_blob": "cached",
+    }
+    assert tr.source_key((row["key_desc"], row["key_vals"])) == (key_desc, str(values))  # verify's way back
+    assert tr.same_order is False
+
+
+@pytest.mark.parametrize("cache_key", ["not a list", "['one']", "['a', 'b', 'c']", "{'a': 1}", "[unclosed", ""])
+def test_kvcache_malformed_keys_are_rejected(cache_key: str) -> None:
+    tr = transformer_for(spec_of("kvcache"), MockDBSession())
+    out = tr.values("llm_string/prompt", cache_key, "v")
+    assert isinstance(out, Reject) and out.reason == "cache_key_malformed"
+
+
+def test_kvcache_target_rows_of_other_writers_map_to_no_source() -> None:
+    tr = transformer_for(spec_of("kvcache"), MockDBSession())
+    assert tr.source_key(("not json", "[]")) is None
+
+
+def test_constant_partition_goes_to_every_row() -> None:
+    tr = transformer_for(spec_of("vector", partition_id="docs"), MockDBSession())
+    row = row_of(tr, tr.values(KEY, VECTOR, "doc", '{"a": 1}'))
+    assert (row["partition_id"], row["row_id"]) == ("docs", KEY)
+    assert tr.key == ("partition_id", "row_id") and tr.same_order is False
+    assert tr.source_key(("docs", KEY)) == (KEY,)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "partition"),
+    [({"tenant": "acme"}, "acme"), ({"tenant": 7}, "7"), ({"tenant": True}, "true"), ({"tenant": 1.5}, "1.5")],
+)
+def test_partition_from_a_metadata_field(metadata: dict[str, Any], partition: str) -> None:
+    tr = transformer_for(spec_of("vector", partition_field="tenant"), MockDBSession())
+    row = row_of(tr, tr.values(KEY, VECTOR, "doc", json.dumps(metadata)))
+    assert row["partition_id"] == partition
+    assert tr.as_read(row)["metadata"]["tenant"]  # the field stays in the metadata too
+
+
+@pytest.mark.parametrize(
+    ("blob", "reason"),
+    [
+        ("{}", "partition_field_missing"),
+        ('{"tenant": null}', "partition_field_missing"),
+        ('{"tenant": [1]}', "partition_field_not_scalar"),
+        ('{"tenant": {"a": 1}}', "partition_field_not_scalar"),
+    ],
+)
+def test_rows_without_a_usable_partition_field_are_rejected(blob: str, reason: str) -> None:
+    tr = transformer_for(spec_of("vector", partition_field="tenant"), MockDBSession())
+    out = tr.values(KEY, VECTOR, "doc", blob)
+    assert isinstance(out, Reject) and out.reason == reason
+
+
+def test_clustered_key_to_text_maps_back_to_uuids() -> None:
+    tr = transformer_for(spec_of("vector", key_type="text", partition_id="p"), MockDBSession(), key_to_text=True)
+    row = row_of(tr, tr.values(KEY, VECTOR, "doc", None))
+    assert row["row_id"] == str(KEY)
+    assert tr.source_key(("p", str(KEY))) == (KEY,)
+    assert tr.source_key(("p", "not-a-uuid")) is None
