@@ -28,6 +28,7 @@ from cassio_migration.copy import replay_rows
 from cassio_migration.cql import qualified
 from cassio_migration.errors import CredentialsError
 from cassio_migration.executors import merge_rejects
+from cassio_migration.legacy import LegacyTable
 from tests.conftest import ROOT, script_env
 
 pytestmark = pytest.mark.slow
@@ -121,7 +122,8 @@ def test_two_workers_migrate_and_verify_clean(bundle, session: Session, keyspace
     # The workers' rejects files are merged into the run's rejects.jsonl, which --replay reads.
     rejects = Path(data["rejects_file"])
     assert rejects.name == "rejects.jsonl" and not list(rejects.parent.glob("rejects-*.jsonl"))
-    assert len(list(replay_rows(str(rejects), "uuid"))) == data["rows_rejected"] == 9, context
+    source = LegacyTable("ks", "legacy", "uuid", 16)
+    assert len(list(replay_rows(str(rejects), source))) == data["rows_rejected"] == 9, context
     # State: every range done once, the rows counted once.
     rows = range_rows(session, keyspace)
     assert all(r.status == "done" for r in rows) and sum(r.rows_read for r in rows) == 2024, rows
