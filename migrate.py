@@ -125,15 +125,15 @@ def main(
         if delete_extra and not do_verify:
             raise UsageError("--delete-extra goes with --verify")
         if do_verify:
-            result = verify(settings.connection(), options, console.info)
+            result = verify(settings.clusters(), options, console.info)
             console.out(result.lines())
             data = result.as_dict()
             code = EXIT_OK if result.clean else EXIT_REJECTS
         else:
             if replay_file:
-                summary = replay(settings.connection(), options, replay_file, console.info)
+                summary = replay(settings.clusters(), options, replay_file, console.info)
             else:
-                summary = migrate(settings.connection(), options, console.info)
+                summary = migrate(settings.clusters(), options, console.info)
             console.out(summary.lines())
             data = summary.as_dict()
             code = EXIT_OK if not summary.pass_rows_rejected else EXIT_REJECTS

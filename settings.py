@@ -15,7 +15,7 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from cassio_migration.connect import ConnectionSpec
+from cassio_migration.connect import Clusters, ConnectionSpec
 from cassio_migration.cql import identifier
 from cassio_migration.errors import SettingsError
 from cassio_migration.workflow import JobOptions
@@ -143,6 +143,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("ASTRA_DB_APPLICATION_TOKEN", "astra_token", _text, None, secret=True),
     Variable("ASTRA_DB_SECURE_BUNDLE_PATH", "astra_bundle_path", _existing_file, None),
     Variable("ASTRA_DB_ID", "astra_db_id", _text, None),
+    # A target on another cluster: any of these set = the target connects with these alone.
+    Variable("TARGET_CASSANDRA_CONTACT_POINTS", "target_contact_points", _hosts, None),
+    Variable("TARGET_CASSANDRA_PORT", "target_port", _int(1, 65535), None),
+    Variable("TARGET_CASSANDRA_USERNAME", "target_username", _text, None),
+    Variable("TARGET_CASSANDRA_PASSWORD", "target_password", _text, None, secret=True),
+    Variable("TARGET_CASSANDRA_TLS_CA_FILE", "target_tls_ca_file", _existing_file, None),
+    Variable("TARGET_ASTRA_DB_APPLICATION_TOKEN", "target_astra_token", _text, None, secret=True),
+    Variable("TARGET_ASTRA_DB_SECURE_BUNDLE_PATH", "target_astra_bundle_path", _existing_file, None),
+    Variable("TARGET_ASTRA_DB_ID", "target_astra_db_id", _text, None),
     Variable("OLD_TABLE", "old_table", _name, None),
     Variable("TARGET_TABLE", "target_table", _name, None),
     Variable("TARGET_KEYSPACE", "target_keyspace", _name, None),
@@ -187,6 +196,14 @@ class Settings:
     astra_token: str | None = field(default=None, repr=False)
     astra_bundle_path: str | None = None
     astra_db_id: str | None = None
+    target_contact_points: tuple[str, ...] | None = None
+    target_port: int | None = None
+    target_username: str | None = None
+    target_password: str | None = field(default=None, repr=False)
+    target_tls_ca_file: str | None = None
+    target_astra_token: str | None = field(default=None, repr=False)
+    target_astra_bundle_path: str | None = None
+    target_astra_db_id: str | None = None
     old_table: str | None = None
     target_table: str | None = None
     target_keyspace: str | None = None
@@ -245,6 +262,27 @@ class Settings:
             tls_ca_file=self.tls_ca_file,
             consistency=self.consistency,
         )
+
+    def target_connection(self) -> ConnectionSpec | None:
+        """The target's own connection (TARGET_... settings), or None: the target is on the source's cluster."""
+        given = [v for v in VARIABLES if v.name.startswith(("TARGET_CASSANDRA_", "TARGET_ASTRA_"))]
+        if all(getattr(self, v.attr) is None for v in given):
+            return None
+        return ConnectionSpec(
+            contact_points=self.target_contact_points or ("127.0.0.1",),
+            port=self.target_port or 9042,
+            username=self.target_username,
+            password=self.target_password,
+            astra_token=self.target_astra_token,
+            astra_bundle_path=self.target_astra_bundle_path,
+            astra_db_id=self.target_astra_db_id,
+            tls_ca_file=self.target_tls_ca_file,
+            consistency=self.consistency,
+            prefix="TARGET_",
+        )
+
+    def clusters(self) -> Clusters:
+        return Clusters(self.connection(), self.target_connection())
 
     def override(self, **flags: Any) -> Settings:
         """Command-line flags win over the environment; a flag left out (None) changes nothing."""

@@ -36,6 +36,11 @@ class ConnectionSpec:
     tls_ca_file: str | None = None
     request_timeout: float = 60.0
     consistency: str = "LOCAL_QUORUM"
+    prefix: str = ""  # "TARGET_" for a separate target cluster: names its settings in messages
+
+    def variable(self, name: str) -> str:
+        """The setting behind a part of this spec, e.g. TARGET_CASSANDRA_PASSWORD."""
+        return self.prefix + name
 
     @property
     def is_astra(self) -> bool:
@@ -65,12 +70,13 @@ def without_secrets(spec: ConnectionSpec) -> ConnectionSpec:
 
 def with_secrets_from_environment(spec: ConnectionSpec, environ: Mapping[str, str] | None = None) -> ConnectionSpec:
     """Fill the secrets a worker was sent as FROM_ENVIRONMENT from its own environment
-    (CASSANDRA_PASSWORD, ASTRA_DB_APPLICATION_TOKEN)."""
+    (CASSANDRA_PASSWORD, ASTRA_DB_APPLICATION_TOKEN; TARGET_... for a separate target cluster)."""
     env = os.environ if environ is None else environ
 
-    def fill(value: str | None, variable: str) -> str | None:
+    def fill(value: str | None, name: str) -> str | None:
         if value != FROM_ENVIRONMENT:
             return value
+        variable = spec.variable(name)
         if not env.get(variable):
             raise CredentialsError(
                 f"{variable} is not set in this worker's environment: Dask workers read the credentials"
@@ -83,6 +89,47 @@ def with_secrets_from_environment(spec: ConnectionSpec, environ: Mapping[str, st
         password=fill(spec.password, "CASSANDRA_PASSWORD"),
         astra_token=fill(spec.astra_token, "ASTRA_DB_APPLICATION_TOKEN"),
     )
+
+
+def secrets_environment(spec: ConnectionSpec) -> dict[str, str]:
+    """The spec's secrets under their variables' names, for worker processes started here."""
+    pairs = (("CASSANDRA_PASSWORD", spec.password), ("ASTRA_DB_APPLICATION_TOKEN", spec.astra_token))
+    return {spec.variable(name): value for name, value in pairs if value}
+
+
+@dataclass(frozen=True)
+class Clusters:
+    """The source's connection, and the target's when it is another cluster (TARGET_... settings)."""
+
+    source: ConnectionSpec
+    target: ConnectionSpec | None = None  # None: the target is on the source's cluster
+
+    @property
+    def target_spec(self) -> ConnectionSpec:
+        return self.target or self.source
+
+    def context(self) -> dict[str, str]:
+        """Where source and target are, for the job context (never a secret)."""
+        found = {"cluster": self.source.describe()}
+        if self.target is not None:
+            found["target_cluster"] = self.target.describe()
+        return found
+
+    def names(self, source: str, target: str) -> tuple[str, str]:
+        """Table names for reports, each with its cluster when they are on different ones."""
+        if self.target is None:
+            return source, target
+        return f"{source} on {self.source.describe()}", f"{target} on {self.target.describe()}"
+
+    def without_secrets(self) -> Clusters:
+        return Clusters(without_secrets(self.source), self.target and without_secrets(self.target))
+
+    def with_secrets_from_environment(self, environ: Mapping[str, str] | None = None) -> Clusters:
+        target = self.target and with_secrets_from_environment(self.target, environ)
+        return Clusters(with_secrets_from_environment(self.source, environ), target)
+
+    def secrets_environment(self) -> dict[str, str]:
+        return {**secrets_environment(self.source), **(secrets_environment(self.target) if self.target else {})}
 
 
 def cluster_kwargs(spec: ConnectionSpec, fetch_bundle: Callable[[ConnectionSpec], str] | None = None) -> dict[str, Any]:
@@ -113,15 +160,16 @@ def cluster_kwargs(spec: ConnectionSpec, fetch_bundle: Callable[[ConnectionSpec]
             kwargs["cloud"] = {"secure_connect_bundle": (fetch_bundle or download_bundle)(spec)}
         else:
             raise SettingsError(
-                "ASTRA_DB_SECURE_BUNDLE_PATH",
-                "an Astra token is set but neither a secure bundle path nor ASTRA_DB_ID is",
+                spec.variable("ASTRA_DB_SECURE_BUNDLE_PATH"),
+                f"an Astra token is set but neither a secure bundle path nor {spec.variable('ASTRA_DB_ID')} is",
             )
         return kwargs
     kwargs["contact_points"] = list(spec.contact_points)
     kwargs["port"] = spec.port
     if spec.username or spec.password:
         if not (spec.username and spec.password):
-            raise SettingsError("CASSANDRA_USERNAME", "set both CASSANDRA_USERNAME and CASSANDRA_PASSWORD, or neither")
+            user, password = spec.variable("CASSANDRA_USERNAME"), spec.variable("CASSANDRA_PASSWORD")
+            raise SettingsError(user, f"set both {user} and {password}, or neither")
         kwargs["auth_provider"] = PlainTextAuthProvider(spec.username, spec.password)
     if spec.tls_ca_file:
         context = ssl.create_default_context(cafile=spec.tls_ca_file)
@@ -195,8 +243,8 @@ def open_session(spec: ConnectionSpec, *, raw: bool = False) -> Session:
         cluster.shutdown()
         if any(isinstance(e, AuthenticationFailed) for e in exc.errors.values()):
             raise CredentialsError(
-                f"{spec.describe()} refused the credentials: check CASSANDRA_USERNAME and"
-                " CASSANDRA_PASSWORD (or ASTRA_DB_APPLICATION_TOKEN)"
+                f"{spec.describe()} refused the credentials: check {spec.variable('CASSANDRA_USERNAME')} and"
+                f" {spec.variable('CASSANDRA_PASSWORD')} (or {spec.variable('ASTRA_DB_APPLICATION_TOKEN')})"
             ) from None
         reasons = "; ".join(sorted({type(e).__name__ + ": " + str(e) for e in exc.errors.values()}))
         raise FatalError(
@@ -214,13 +262,13 @@ def _unreachable_hint(spec: ConnectionSpec, reasons: str) -> str:
     """What to check when no host answered: the TLS settings when TLS is what failed."""
     if spec.tls_ca_file and "SSL" in reasons:
         return (
-            f"the TLS handshake failed: check that CASSANDRA_TLS_CA_FILE ({spec.tls_ca_file}) holds the CA"
+            f"the TLS handshake failed: check that {spec.variable('CASSANDRA_TLS_CA_FILE')} ({spec.tls_ca_file}) holds the CA"
             " that signed the node's certificate"
         )
-    hint = "is the node up? Check CASSANDRA_CONTACT_POINTS and CASSANDRA_PORT"
+    hint = f"is the node up? Check {spec.variable('CASSANDRA_CONTACT_POINTS')} and {spec.variable('CASSANDRA_PORT')}"
     if not spec.tls_ca_file and not spec.is_astra:
         # A TLS-only node resets a plain-text connection at once.
-        hint += " (and CASSANDRA_TLS_CA_FILE if the node requires TLS)"
+        hint += f" (and {spec.variable('CASSANDRA_TLS_CA_FILE')} if the node requires TLS)"
     return hint
 
 

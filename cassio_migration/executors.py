@@ -26,7 +26,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from .connect import ConnectionSpec, with_secrets_from_environment, without_secrets
+from .connect import Clusters
 from .copy import BudgetSpent, CopyOptions, ErrorBudget, RangeCopier, RejectSink, worker_name
 from .errors import CredentialsError, FatalError, Interrupted, MigrationError, SchemaError, UsageError
 from .inflight import RESUME_HINT, RateLimiter
@@ -120,7 +120,7 @@ class RangeTask:
     """One range to copy, with everything a worker process needs and no secret."""
 
     job_key: str  # this run: a worker builds its sessions and copier once per job key
-    spec: ConnectionSpec  # secrets replaced by a marker: the worker fills them from its environment
+    clusters: Clusters  # secrets replaced by a marker: the worker fills them from its environment
     copy: CopyOptions
     info: PassInfo
     range: TokenRange
@@ -135,7 +135,7 @@ class VerifyTask:
     """One range to verify, with everything a worker process needs and no secret."""
 
     job_key: str
-    spec: ConnectionSpec
+    clusters: Clusters
     copy: CopyOptions
     range: TokenRange
     copied_before_us: int | None
@@ -199,7 +199,8 @@ def progress_topic(job_key: str) -> str:
 def _copy_job(task: RangeTask) -> _Job:
     from .workflow import connect
 
-    sessions = connect(with_secrets_from_environment(task.spec))
+    clusters = task.clusters.with_secrets_from_environment()
+    sessions = connect(clusters.source, clusters.target)
     stream: TextIO | None = None
     try:
         os.makedirs(task.run_folder, exist_ok=True)
@@ -208,7 +209,7 @@ def _copy_job(task: RangeTask) -> _Job:
         stream = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
         copier = RangeCopier(
             sessions.raw,
-            sessions.raw,
+            sessions.target_raw,
             task.copy,
             RejectSink(stream, task.copy.source.layout.columns),
             RateLimiter(task.rate_limit),
@@ -217,7 +218,7 @@ def _copy_job(task: RangeTask) -> _Job:
         state = (
             None
             if task.info.dry_run
-            else StateStore(sessions.plain, task.info.state_keyspace, task.info.job, task.copy.retry_seconds)
+            else StateStore(sessions.target_plain, task.info.state_keyspace, task.info.job, task.copy.retry_seconds)
         )
         worker = RangeWorker(copier, state, task.info, _progress_to_client(task.job_key))
     except BaseException:
@@ -231,9 +232,10 @@ def _copy_job(task: RangeTask) -> _Job:
 def _verify_job(task: VerifyTask) -> _Job:
     from .workflow import connect
 
-    sessions = connect(with_secrets_from_environment(task.spec))
+    clusters = task.clusters.with_secrets_from_environment()
+    sessions = connect(clusters.source, clusters.target)
     try:
-        verifier = RangeVerifier(sessions.raw, sessions.raw, task.copy, task.copied_before_us, task.delete_extra)
+        verifier = RangeVerifier(sessions.raw, sessions.target_raw, task.copy, task.copied_before_us, task.delete_extra)
     except BaseException:
         sessions.close()
         raise
@@ -350,7 +352,7 @@ def copy_ranges(
     ranges: Sequence[TokenRange],
     worker: RangeWorker,
     on_result: Callable[[RangeResult], None],
-    spec: ConnectionSpec,
+    clusters: Clusters,
     options: JobOptions,
     run_folder: str,
     echo: Callable[[str], None],
@@ -360,7 +362,7 @@ def copy_ranges(
         run_in_threads(ranges, worker.run, options.parallel_ranges, on_result)
         return
     key = uuid.uuid4().hex
-    public = without_secrets(spec)
+    public = clusters.without_secrets()
     rejecting: set[str] = set()
 
     def make(r: TokenRange, processes: int) -> RangeTask:
@@ -382,7 +384,7 @@ def copy_ranges(
         on_result(result)
 
     try:
-        _run_on_dask(key, ranges, make, run_range_task, record, worker.progress, spec, options, echo)
+        _run_on_dask(key, ranges, make, run_range_task, record, worker.progress, clusters, options, echo)
     finally:
         merged = set(merge_rejects(run_folder))
         for name in sorted(rejecting):
@@ -397,7 +399,7 @@ def verify_ranges(
     verifier: RangeVerifier,
     progress: Callable[[int], None],
     on_result: Callable[[VerifyCounts], None],
-    spec: ConnectionSpec,
+    clusters: Clusters,
     options: JobOptions,
     echo: Callable[[str], None],
 ) -> None:
@@ -406,12 +408,12 @@ def verify_ranges(
         run_in_threads(ranges, lambda r, stop: verifier.verify(r, stop, progress), options.parallel_ranges, on_result)
         return
     key = uuid.uuid4().hex
-    public = without_secrets(spec)
+    public = clusters.without_secrets()
 
     def make(r: TokenRange, processes: int) -> VerifyTask:
         return VerifyTask(key, public, verifier.options, r, verifier.copied_before_us, verifier.delete_extra)
 
-    _run_on_dask(key, ranges, make, verify_range_task, on_result, progress, spec, options, echo)
+    _run_on_dask(key, ranges, make, verify_range_task, on_result, progress, clusters, options, echo)
 
 
 def _run_on_dask(
@@ -421,7 +423,7 @@ def _run_on_dask(
     function: Callable[[Any], Any],
     on_result: Callable[[Any], None],
     progress: Callable[[int], None] | None,
-    spec: ConnectionSpec,
+    clusters: Clusters,
     options: JobOptions,
     echo: Callable[[str], None],
 ) -> None:
@@ -430,7 +432,7 @@ def _run_on_dask(
         return
     from distributed import as_completed
 
-    with _dask_client(options, spec, echo) as (client, processes, threads):
+    with _dask_client(options, clusters, echo) as (client, processes, threads):
         if progress is not None:
             client.subscribe_topic(progress_topic(key), lambda event: progress(event[1]))
         pending = deque(ranges)
@@ -496,7 +498,7 @@ def _abandon(client: Any, key: str, running: dict[Any, TokenRange]) -> None:
 
 
 @contextmanager
-def _dask_client(options: JobOptions, spec: ConnectionSpec, echo: Callable[[str], None]) -> Iterator[Any]:
+def _dask_client(options: JobOptions, clusters: Clusters, echo: Callable[[str], None]) -> Iterator[Any]:
     """A Dask client: of a local cluster of worker processes, or of the cluster at --scheduler."""
     from distributed import Client
 
@@ -528,7 +530,7 @@ def _dask_client(options: JobOptions, spec: ConnectionSpec, echo: Callable[[str]
                 ) from None
             where = f"Dask cluster at {options.scheduler}"
         else:
-            cluster = _local_cluster(options, spec)
+            cluster = _local_cluster(options, clusters)
             client = Client(cluster)
             client.register_plugin(_ignore_ctrl_c())
             where = "local Dask cluster"
@@ -548,16 +550,12 @@ def _dask_client(options: JobOptions, spec: ConnectionSpec, echo: Callable[[str]
         dask_log.setLevel(log_level)
 
 
-def _local_cluster(options: JobOptions, spec: ConnectionSpec) -> Any:
+def _local_cluster(options: JobOptions, clusters: Clusters) -> Any:
     """N worker processes on this machine, ranges at once shared among them (as many as --parallel-ranges)."""
     from distributed import LocalCluster
 
     # The workers read credentials from their own environment: give them this process's settings.
-    env = {
-        name: value
-        for name, value in (("CASSANDRA_PASSWORD", spec.password), ("ASTRA_DB_APPLICATION_TOKEN", spec.astra_token))
-        if value
-    }
+    env = clusters.secrets_environment()
     # Ctrl-C goes to the whole process group: only this process handles it (it stops the workers).
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None

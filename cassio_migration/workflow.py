@@ -12,7 +12,7 @@ from typing import Any
 
 from cassandra.cluster import Session
 
-from .connect import ConnectionSpec, close_session, open_session
+from .connect import Clusters, ConnectionSpec, close_session, open_session
 from .copy import BudgetSpent, CopyOptions, ErrorBudget, RangeCopier, RejectSink, replay_rows
 from .errors import MigrationError, SchemaError, UsageError
 from .executors import PassInfo, RangeWorker, copy_ranges, verify_ranges
@@ -61,18 +61,29 @@ class JobOptions:
 
 @dataclass
 class Sessions:
-    """A plain session (schema, state, cassio) and a raw one (vectors as bytes, tuple rows)."""
+    """A plain session (schema, cassio) and a raw one (vectors as bytes, tuple rows), for the source
+    and for the target (the same sessions when the target is on the source's cluster)."""
 
     plain: Session
     raw: Session
+    target_plain: Session
+    target_raw: Session
 
     def close(self) -> None:
-        close_session(self.raw)
-        close_session(self.plain)
+        for session in {id(s): s for s in (self.raw, self.plain, self.target_raw, self.target_plain)}.values():
+            close_session(session)
 
 
-def connect(spec: ConnectionSpec) -> Sessions:
-    return Sessions(open_session(spec), open_session(spec, raw=True))
+def connect(source: ConnectionSpec, target: ConnectionSpec | None = None) -> Sessions:
+    plain, raw = open_session(source), open_session(source, raw=True)
+    if target is None:
+        return Sessions(plain, raw, plain, raw)
+    try:
+        return Sessions(plain, raw, open_session(target), open_session(target, raw=True))
+    except BaseException:
+        close_session(raw)
+        close_session(plain)
+        raise
 
 
 @dataclass
@@ -164,10 +175,10 @@ class MigrateSummary:
         return self.rows_read == self.rows_written + self.rows_rejected + self.rows_skipped
 
 
-def job_context(options: JobOptions, spec: ConnectionSpec, source: Any, target: TargetSpec) -> dict[str, Any]:
+def job_context(options: JobOptions, clusters: Clusters, source: Any, target: TargetSpec) -> dict[str, Any]:
     """What makes this job this job: a state with another context is refused. No secrets."""
     return {
-        "cluster": spec.describe(),
+        **clusters.context(),
         "source": source.name,
         "target": target.name,
         **target.context(),
@@ -175,24 +186,26 @@ def job_context(options: JobOptions, spec: ConnectionSpec, source: Any, target: 
     }
 
 
-def migrate(spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], None]) -> MigrateSummary:
+def migrate(clusters: Clusters, options: JobOptions, echo: Callable[[str], None]) -> MigrateSummary:
     started = time.monotonic()
-    sessions = connect(spec)
+    sessions = connect(clusters.source, clusters.target)
     try:
-        return _migrate(sessions, spec, options, echo, started)
+        return _migrate(sessions, clusters, options, echo, started)
     finally:
         sessions.close()
 
 
-def replay(spec: ConnectionSpec, options: JobOptions, rejects_file: str, echo: Callable[[str], None]) -> MigrateSummary:
+def replay(clusters: Clusters, options: JobOptions, rejects_file: str, echo: Callable[[str], None]) -> MigrateSummary:
     """Migrate the rows of a rejects file (after fixing them in it), each with its own write time and TTL."""
     if not os.path.isfile(rejects_file):
         raise UsageError(f"--replay {rejects_file}: no such file")
     started = time.monotonic()
-    sessions = connect(spec)
+    sessions = connect(clusters.source, clusters.target)
     try:
         source, target, copy_options = _open_job(sessions, options, echo)
-        summary = MigrateSummary("running", source=rejects_file, target=target.name, dry_run=options.dry_run)
+        summary = MigrateSummary(
+            "running", source=rejects_file, target=clusters.names("", target.name)[1], dry_run=options.dry_run
+        )
         summary.plan_s = time.monotonic() - started
         with _run(summary, options, "replay", target.table, sessions, copy_options) as (copier, progress):
             counts = copier.process(
@@ -252,7 +265,7 @@ def _open_job(
     """Recognise the source, check (and unless dry run, create) the target."""
     source, target = _describe_job(sessions, options)
     echo(f"source {source.name}: {source.describe()}")
-    prepare_target(sessions.plain, target, create=not options.dry_run)
+    prepare_target(sessions.target_plain, target, create=not options.dry_run)
     return source, target, _copy_options(options, source, target)
 
 
@@ -270,7 +283,7 @@ def _run(
         budget = ErrorBudget(options.max_errors, options.max_error_ratio)
         copier = RangeCopier(
             sessions.raw,
-            sessions.raw,
+            sessions.target_raw,
             copy_options,
             RejectSink(rejects_stream, copy_options.source.layout.columns),
             RateLimiter(options.rate_limit),
@@ -300,7 +313,7 @@ def _run(
 
 
 def _migrate(
-    sessions: Sessions, spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], None], started: float
+    sessions: Sessions, clusters: Clusters, options: JobOptions, echo: Callable[[str], None], started: float
 ) -> MigrateSummary:
     source, target, copy_options = _open_job(sessions, options, echo)
     planned = make_plan(
@@ -309,15 +322,16 @@ def _migrate(
             estimated_rows(sessions.plain, source.keyspace, source.table), options.splits, options.parallel_ranges
         ),
     )
-    summary = MigrateSummary("running", source=source.name, target=target.name, dry_run=options.dry_run)
+    source_name, target_name = clusters.names(source.name, target.name)
+    summary = MigrateSummary("running", source=source_name, target=target_name, dry_run=options.dry_run)
     state: StateStore | None = None
     if options.dry_run:
         ranges, done, number, resumed, skip_before = planned, set(), 0, False, None
     else:
-        state = StateStore(sessions.plain, target.keyspace, target.table, options.retry_seconds)
+        state = StateStore(sessions.target_plain, target.keyspace, target.table, options.retry_seconds)
         state.create_tables()
         current = state.begin(
-            job_context(options, spec, source, target), planned, restart=options.restart, full=options.full
+            job_context(options, clusters, source, target), planned, restart=options.restart, full=options.full
         )
         ranges, done, number = current.ranges, current.done, current.number
         resumed, skip_before = current.resumed, current.skip_before_us
@@ -349,7 +363,7 @@ def _migrate(
 
         try:
             todo = [r for r in ranges if r.start not in done]
-            copy_ranges(todo, worker, record, spec, options, summary.run_folder or options.runs_dir, echo)
+            copy_ranges(todo, worker, record, clusters, options, summary.run_folder or options.runs_dir, echo)
             totals = state.totals(number) if state is not None else summary.as_dict()
             summary.pass_rows_rejected = totals["rows_rejected"]
             copier.budget.check_total(totals["rows_read"], totals["rows_rejected"])
@@ -405,16 +419,16 @@ class VerifySummary:
         return table(rows)
 
 
-def verify(spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], None]) -> VerifySummary:
+def verify(clusters: Clusters, options: JobOptions, echo: Callable[[str], None]) -> VerifySummary:
     started = time.monotonic()
-    sessions = connect(spec)
+    sessions = connect(clusters.source, clusters.target)
     try:
         source, target = _describe_job(sessions, options)
-        if not check_target(sessions.plain, target):
+        if not check_target(sessions.target_plain, target):
             raise SchemaError(f"target {target.name} does not exist: run migrate.py first")
         copy_options = _copy_options(options, source, target)
-        copied_before = StateStore(sessions.plain, target.keyspace, target.table).copied_before_us()
-        verifier = RangeVerifier(sessions.raw, sessions.raw, copy_options, copied_before, options.delete_extra)
+        copied_before = StateStore(sessions.target_plain, target.keyspace, target.table).copied_before_us()
+        verifier = RangeVerifier(sessions.raw, sessions.target_raw, copy_options, copied_before, options.delete_extra)
         ranges = make_plan(
             ring_tokens(sessions.plain),
             range_count(
@@ -430,10 +444,10 @@ def verify(spec: ConnectionSpec, options: JobOptions, echo: Callable[[str], None
                 total.merge(counts)
 
         try:
-            verify_ranges(ranges, verifier, progress.update, record, spec, options, echo)
+            verify_ranges(ranges, verifier, progress.update, record, clusters, options, echo)
         finally:
             progress.close()
-        summary = VerifySummary(source.name, target.name, total, time.monotonic() - started)
+        summary = VerifySummary(*clusters.names(source.name, target.name), total, time.monotonic() - started)
         folder = run_folder(options.runs_dir, "verify", target.table)
         write_json(os.path.join(folder, "report.json"), summary.as_dict())
         return summary

@@ -12,7 +12,7 @@ from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
 
 from cassio_migration.connect import ConnectionSpec, cluster_kwargs
-from cassio_migration.errors import SettingsError
+from cassio_migration.errors import CredentialsError, SettingsError
 from settings import load_settings
 
 TOKEN = "AstraCS:abcdefgh:0123456789abcdef"
@@ -102,3 +102,72 @@ def test_plain_cassandra_with_credentials_and_tls(tmp_path: Path) -> None:
 def test_username_without_password_is_refused() -> None:
     with pytest.raises(SettingsError, match=r"^CASSANDRA_USERNAME: set both"):
         cluster_kwargs(ConnectionSpec(username="app"))
+
+
+# --- a target on another cluster ------------------------------------------------------------------
+
+
+def test_no_target_settings_means_one_cluster() -> None:
+    clusters = load_settings({"CASSANDRA_PORT": "9100"}, None).clusters()
+    assert clusters.target is None and clusters.target_spec is clusters.source
+    assert clusters.context() == {"cluster": "127.0.0.1:9100"}
+
+
+def test_target_settings_make_a_target_connection_of_their_own() -> None:
+    settings = load_settings(
+        {"CASSANDRA_PORT": "9100", "TARGET_CASSANDRA_CONTACT_POINTS": "10.0.0.7", "TARGET_CASSANDRA_PORT": "9200"}, None
+    )
+    clusters = settings.clusters()
+    assert clusters.target is not None
+    assert (clusters.target.contact_points, clusters.target.port, clusters.target.prefix) == (
+        ("10.0.0.7",),
+        9200,
+        "TARGET_",
+    )
+    assert clusters.context() == {"cluster": "127.0.0.1:9100", "target_cluster": "10.0.0.7:9200"}
+    assert clusters.names("ks.a", "ks.b") == ("ks.a on 127.0.0.1:9100", "ks.b on 10.0.0.7:9200")
+    assert cluster_kwargs(clusters.target)["port"] == 9200
+
+
+def test_target_astra_with_its_own_token(tmp_path: Path) -> None:
+    bundle = tmp_path / "secure-connect-target.zip"
+    bundle.write_bytes(b"zip")
+    settings = load_settings(
+        {"TARGET_ASTRA_DB_APPLICATION_TOKEN": "AstraCS:target", "TARGET_ASTRA_DB_SECURE_BUNDLE_PATH": str(bundle)}, None
+    )
+    target = settings.clusters().target
+    assert target is not None and target.is_astra
+    kwargs = cluster_kwargs(target)
+    assert kwargs["cloud"] == {"secure_connect_bundle": str(bundle)}
+    assert "AstraCS:target" in settings.secrets()
+    assert "AstraCS:target" not in repr(settings) + repr(target) + target.describe()
+
+
+def test_half_given_target_credentials_name_the_target_variable() -> None:
+    target = load_settings({"TARGET_CASSANDRA_PASSWORD": "pw"}, None).clusters().target
+    assert target is not None
+    with pytest.raises(SettingsError) as exc:
+        cluster_kwargs(target)
+    assert str(exc.value).startswith("TARGET_CASSANDRA_USERNAME: set both TARGET_CASSANDRA_USERNAME and")
+
+
+def test_workers_fill_the_target_secrets_from_target_variables() -> None:
+    settings = load_settings(
+        {
+            "CASSANDRA_USERNAME": "u",
+            "CASSANDRA_PASSWORD": "src",
+            "TARGET_CASSANDRA_USERNAME": "v",
+            "TARGET_CASSANDRA_PASSWORD": "dst",
+        },
+        None,
+    )
+    sent = settings.clusters().without_secrets()
+    assert "src" not in repr(sent.source.password) and sent.target is not None and sent.target.password != "dst"
+    assert settings.clusters().secrets_environment() == {
+        "CASSANDRA_PASSWORD": "src",
+        "TARGET_CASSANDRA_PASSWORD": "dst",
+    }
+    filled = sent.with_secrets_from_environment({"CASSANDRA_PASSWORD": "a", "TARGET_CASSANDRA_PASSWORD": "b"})
+    assert (filled.source.password, filled.target and filled.target.password) == ("a", "b")
+    with pytest.raises(CredentialsError, match="TARGET_CASSANDRA_PASSWORD is not set in this worker's environment"):
+        sent.with_secrets_from_environment({"CASSANDRA_PASSWORD": "a"})

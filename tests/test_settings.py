@@ -362,8 +362,9 @@ def test_secrets_empty_when_none_set():
     assert load({"CASSANDRA_USERNAME": "user"}).secrets() == []
 
 
-def test_secret_variables_are_password_and_token():
-    assert {v.name for v in VARIABLES if v.secret} == {"CASSANDRA_PASSWORD", "ASTRA_DB_APPLICATION_TOKEN"}
+def test_secret_variables_are_the_passwords_and_tokens():
+    secrets = {"CASSANDRA_PASSWORD", "ASTRA_DB_APPLICATION_TOKEN"}
+    assert {v.name for v in VARIABLES if v.secret} == secrets | {f"TARGET_{name}" for name in secrets}
 
 
 def test_repr_does_not_show_secrets():
