@@ -1,11 +1,14 @@
 """Copy benchmark: the original scripts' approach vs migrate.py vs a raw-copy ceiling, on one node.
 
-.venv/bin/python bench/run.py [--rows N] [--dimension D] [--reps R] [--keyspace K]
+.venv/bin/python bench/run.py [--rows N] [--dimension D] [--reps R] [--keyspace K] [--workers 1,2,4]
+.venv/bin/python bench/run.py --memory-scale 100000,1000000 [--dimension D]
 
 Drops keyspace K, seeds K.legacy with create.py, then times (a) the original approach,
 (b) migrate.py with its defaults and (c) a raw copy, alternating a, b, c for R reps, each
-program a subprocess of its own into a fresh target. Prints one table of medians and
-writes it as JSON to bench/results/latest.json. Connection settings come from the
+program a subprocess of its own into a fresh target; `--workers` adds `migrate.py --workers N`
+for each N to the alternation. Prints one table of medians and writes it as JSON to
+bench/results/latest.json. `--memory-scale` instead seeds each size in turn and runs
+migrate.py once on it: peak RSS against the table's size (bench/results/memory.json). Connection settings come from the
 environment only (not .env), so that every program runs with its own defaults.
 """
 
@@ -20,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,7 @@ from settings import load_settings  # noqa: E402
 
 SOURCE = "legacy"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
+MEMORY_RESULTS = ROOT / "bench" / "results" / "memory.json"
 # Defaults: ~15 min on a quiet 2-core machine. On Java 17 jvector indexes a 1536-dim row in ~11 ms of node
 # CPU (no SIMD), ~160 rows/s for any client: 10,000 rows take 60-90 s per program, steady to a few %.
 DEFAULT_ROWS = 10_000
@@ -77,6 +81,7 @@ class Program:
     name: str
     key: str  # the target's key column, for the row count
     exit_codes: tuple[int, ...] = (0,)
+    workers: int = 0  # migrate.py --workers N
 
 
 PROGRAMS = (
@@ -92,6 +97,15 @@ class Config:
     dimension: int
     reps: int
     keyspace: str
+    workers: tuple[int, ...] = ()
+    memory_scale: tuple[int, ...] = ()
+
+    @property
+    def programs(self) -> tuple[Program, ...]:
+        with_workers = tuple(
+            Program(f"w{n}", f"migrate.py --workers {n}", "row_id", (0, 1), workers=n) for n in self.workers
+        )
+        return PROGRAMS + with_workers
 
 
 @dataclass
@@ -122,10 +136,21 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     )
     parser.add_argument("--reps", type=int, default=DEFAULT_REPS, help=f"repetitions of a, b, c [{DEFAULT_REPS}]")
     parser.add_argument("--keyspace", default=DEFAULT_KEYSPACE, help=f"keyspace, DROPPED first [{DEFAULT_KEYSPACE}]")
+    parser.add_argument("--workers", default="", help="also time migrate.py --workers N for each N, e.g. 1,2,4")
+    parser.add_argument(
+        "--memory-scale", default="", help="instead: migrate.py once per table size, e.g. 100000,1000000"
+    )
     args = parser.parse_args(argv)
     if args.rows < 1 or args.reps < 1 or not 1 <= args.dimension <= 8192:
         parser.error("--rows and --reps must be at least 1, --dimension from 1 to 8192")
-    return Config(args.rows, args.dimension, args.reps, identifier("--keyspace", args.keyspace))
+    try:
+        workers = tuple(int(n) for n in args.workers.split(",") if n.strip())
+        sizes = tuple(int(n) for n in args.memory_scale.replace("_", "").split(",") if n.strip())
+    except ValueError:
+        parser.error("--workers and --memory-scale take comma-separated whole numbers")
+    if any(n < 1 for n in workers + sizes):
+        parser.error("--workers and --memory-scale take numbers of at least 1")
+    return Config(args.rows, args.dimension, args.reps, identifier("--keyspace", args.keyspace), workers, sizes)
 
 
 def machine(session: Session) -> dict[str, Any]:
@@ -158,8 +183,9 @@ def command(program: Program, cfg: Config, target: str, report: str) -> list[str
     common = ["--keyspace", cfg.keyspace, "--source", SOURCE, "--target", target, "--report", report]
     if program.slug == "a":
         return [sys.executable, "-m", "bench.original", *common, "--dimension", str(cfg.dimension)]
-    if program.slug == "b":
-        return [sys.executable, str(ROOT / "migrate.py"), "--quiet", "--report", report]
+    if program.slug == "b" or program.workers:
+        workers = ["--workers", str(program.workers)] if program.workers else []
+        return [sys.executable, str(ROOT / "migrate.py"), "--quiet", "--report", report, *workers]
     return [sys.executable, "-m", "bench.raw_copy", *common]
 
 
@@ -263,7 +289,7 @@ def median(values: Sequence[float]) -> float | None:
 def summarize(reps: Sequence[Rep], cfg: Config) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     cores = os.cpu_count() or 1
-    for program in PROGRAMS:
+    for program in cfg.programs:
         mine = [r for r in reps if r.program == program.name]
         ok = [r for r in mine if r.ok]
         node = [r.node_cpu_s for r in ok if r.node_cpu_s is not None]
@@ -302,16 +328,16 @@ def render(result: dict[str, Any]) -> str:
         f" Python {mach['python']}, {mach['platform']}",
         f"seed: create.py wrote {seeded['rows']:,} rows in {seeded['wall_s']} s (flush {seeded['flush_s']} s)",
         "",
-        f"{'program':<16}{'ok':>5}{'rows/s':>9}{'wall s':>9}{'peak RSS MB':>13}{'client CPU s':>14}"
+        f"{'program':<30}{'ok':>5}{'rows/s':>9}{'wall s':>9}{'peak RSS MB':>13}{'client CPU s':>14}"
         f"{'node CPU ms/row':>17}{'node busy %':>13}{'other CPU s':>13}   rows/s by rep",
     ]
-    for program in PROGRAMS:
+    for program in Config(**result["config"]).programs:
         s = result["programs"][program.name]
         by_rep = " / ".join(fmt(v, ".0f") for v in s["rows_per_s_by_rep"])
         if s["rows_per_s_until_failure"] is not None:
             by_rep += f"  (failed reps ran at {fmt(s['rows_per_s_until_failure'])} rows/s until they failed)"
         lines.append(
-            f"{'(' + program.slug + ') ' + program.name:<16}{str(s['ok_reps']) + '/' + str(s['reps']):>5}"
+            f"{'(' + program.slug + ') ' + program.name:<30}{str(s['ok_reps']) + '/' + str(s['reps']):>5}"
             f"{fmt(s['rows_per_s']):>9}{fmt(s['wall_s']):>9}{fmt(s['peak_rss_mb']):>13}{fmt(s['client_cpu_s']):>14}"
             f"{fmt(s['node_cpu_ms_per_row'], '.2f'):>17}{fmt(s['node_busy_pct'], '.0f'):>13}"
             f"{fmt(s['other_cpu_s']):>13}   {by_rep}"
@@ -325,6 +351,10 @@ def render(result: dict[str, Any]) -> str:
         " wall s = the whole subprocess; node CPU and node busy % = node CPU / (wall x cores) count all the"
         " node served meanwhile; other CPU s = the rest of the machine, busy meanwhile (noise)",
     ]
+    lines += [
+        f"migrate.py --workers {n} / migrate.py in-process: {fmt(ratios[f'w{n}/b'], '.2f')}x"
+        for n in result["config"]["workers"]
+    ]
     lines += [f"FAILED {r['program']} rep {r['rep']}: {r['error']}" for r in result["reps"] if not r["ok"]]
     return "\n".join(lines)
 
@@ -335,7 +365,7 @@ def benchmark(cfg: Config, spec: ConnectionSpec, session: Session, workdir: str)
     seeded = seed(session, spec, cfg, workdir)
     reps: list[Rep] = []
     for rep in range(1, cfg.reps + 1):
-        for program in PROGRAMS:  # alternating, so that drift of the node or the machine hits all three alike
+        for program in cfg.programs:  # alternating, so that drift of the node or the machine hits all alike
             r = run_rep(session, spec, cfg, program, rep, workdir)
             reps.append(r)
             status = "ok" if r.ok else "FAILED (" + r.error.strip().splitlines()[-1][:300] + ")"
@@ -355,10 +385,50 @@ def benchmark(cfg: Config, spec: ConnectionSpec, session: Session, workdir: str)
             "b/a": ratio(b["rows_per_s"], a["rows_per_s"]),
             "b/c": ratio(b["rows_per_s"], c["rows_per_s"]),
             "b/a until failure": ratio(b["rows_per_s"], a["rows_per_s_until_failure"]),
+            **{
+                f"w{n}/b": ratio(programs[f"migrate.py --workers {n}"]["rows_per_s"], b["rows_per_s"])
+                for n in cfg.workers
+            },
         },
         "reps": [asdict(r) for r in reps],
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def memory_scale(cfg: Config, spec: ConnectionSpec, session: Session, workdir: str) -> dict[str, Any]:
+    """migrate.py once per table size: its peak RSS must not grow with the table."""
+    runs = []
+    for rows in cfg.memory_scale:
+        sized = replace(cfg, rows=rows)
+        print(f"seeding {cfg.keyspace}.{SOURCE}: {rows:,} rows x {cfg.dimension} ...", flush=True)
+        seeded = seed(session, spec, sized, workdir)
+        r = run_rep(session, spec, sized, PROGRAMS[1], 1, workdir)
+        print(
+            f"{rows:,} rows: {'ok' if r.ok else 'FAILED ' + r.error[-300:]}, {r.rows_per_s:,.1f} rows/s,"
+            f" peak RSS {r.peak_rss_mb:,.0f} MB",
+            flush=True,
+        )
+        runs.append({"rows": rows, "seed_wall_s": seeded["wall_s"], **asdict(r)})
+    first, last = runs[0], runs[-1]
+    return {
+        "config": asdict(cfg),
+        "machine": machine(session),
+        "runs": runs,
+        "rss_ratio_largest_to_smallest": ratio(last["peak_rss_mb"], first["peak_rss_mb"]),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def render_memory(result: dict[str, Any]) -> str:
+    lines = [f"migrate.py peak RSS against table size ({result['config']['dimension']} dims)", ""]
+    lines.append(f"{'rows':>12}{'ok':>5}{'rows/s':>10}{'wall s':>10}{'peak RSS MB':>13}")
+    for r in result["runs"]:
+        lines.append(
+            f"{r['rows']:>12,}{'yes' if r['ok'] else 'NO':>5}{r['rows_per_s']:>10,.1f}{r['wall_s']:>10,.1f}"
+            f"{r['peak_rss_mb']:>13,.1f}"
+        )
+    lines.append(f"\npeak RSS, largest / smallest table: {fmt(result['rss_ratio_largest_to_smallest'], '.2f')}x")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -367,16 +437,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     session = open_session(spec)
     try:
         with tempfile.TemporaryDirectory(prefix="cassio-bench-") as workdir:
-            result = benchmark(cfg, spec, session, workdir)
+            if cfg.memory_scale:
+                result, path = memory_scale(cfg, spec, session, workdir), MEMORY_RESULTS
+            else:
+                result, path = benchmark(cfg, spec, session, workdir), RESULTS
         drop_keyspace(session, cfg.keyspace)  # the node is shared: leave nothing behind
     finally:
         close_session(session)
+    text = render_memory(result) if cfg.memory_scale else render(result)
     print()
-    print(render(result))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
-    return 0 if all(r["ok"] for r in result["reps"]) else 1
+    print(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwritten to {path.relative_to(ROOT)}")
+    runs = result["runs"] if cfg.memory_scale else result["reps"]
+    return 0 if all(r["ok"] for r in runs) else 1
 
 
 if __name__ == "__main__":
