@@ -27,6 +27,7 @@ import ast
 import json
 import threading
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,18 +43,19 @@ class Reject:
     detail: str
 
 
-class RowTransformer:
+class RowTransformer(ABC):
     """Turns one legacy row (its key and value columns, in the layout's order) into the target's column values.
 
     `columns`: the target columns written, in cassio's order; `key`: the target's primary key
-    columns, partition key first; `timed`: the value columns that have a write time. `same_order`: the target row of a source row has the same
-    token (verification can then scan both tables range by range).
+    columns, partition key first; `timed`: the value columns WRITETIME() can be asked of (not
+    collections). `same_order`: the target row of a source row has the same token, so
+    verification can scan both tables range by range.
     """
 
     columns: tuple[str, ...]
     key: tuple[str, ...]
     partition_key: tuple[str, ...]
-    timed: tuple[str, ...]  # the value columns WRITETIME() can be asked of (not collections)
+    timed: tuple[str, ...]
     same_order: bool = True
 
     def __init__(self, table: Any) -> None:
@@ -62,8 +64,8 @@ class RowTransformer:
         self.key = tuple(c for c, _ in table._schema_primary_key())
         self.timed = tuple(c for c, t in table._schema_da() if not t.upper().startswith(("MAP", "LIST", "SET")))
 
-    def values(self, *row: Any) -> tuple[Any, ...] | Reject:
-        raise NotImplementedError
+    @abstractmethod
+    def values(self, *row: Any) -> tuple[Any, ...] | Reject: ...
 
     def _ordered(self, normalized: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(normalized[c] for c in self.columns)

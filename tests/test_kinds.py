@@ -249,3 +249,18 @@ def test_create_refuses_to_seed_another_kind_into_an_existing_table(bundle) -> N
     again = bundle("create.py", "--kind", "kvcache", "--rows", "3", "-q", "--append")
     assert again.code == 2
     assert "already exists as a legacy cassio chat history table" in again.err
+
+
+def test_llm_cache_run_stopped_by_the_error_budget_resumes(bundle, keyspace: str, tmp_path: Path) -> None:
+    """A stopped run of another kind resumes like the vector path: done ranges skipped, the rest copied."""
+    assert bundle("create.py", "--kind", "kvcache", "--rows", "400", "--dirty", "-q").code == 0
+    stopped = bundle("migrate.py", "--max-errors", "0", "--quiet", "--splits", "64")
+    assert stopped.code == 3 and "error budget spent" in stopped.err, stopped.err
+    resumed = bundle("migrate.py", "--splits", "64", "--report", str(tmp_path / "r.json"))
+    assert resumed.code == 1, resumed.err
+    assert "resuming" in resumed.out
+    data = report(tmp_path / "r.json")
+    assert data["resumed"] is True and data["ranges_skipped"] > 0 and data["rows_read"] < 400
+    verified = bundle("migrate.py", "--verify", "--quiet", "--report", str(tmp_path / "v.json"))
+    v = report(tmp_path / "v.json")
+    assert verified.code == 0 and (v["matching"], v["missing"], v["rejected"]) == (400, 0, 6)
