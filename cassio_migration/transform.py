@@ -218,6 +218,8 @@ class KVCacheTransformer(RowTransformer):
                 key_values = ast.literal_eval(cache_key)
         except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
             return Reject("cache_key_malformed", f"cache_key is not the str() of a list ({type(exc).__name__})")
+        if len(set(names)) != len(names):
+            return Reject("cache_key_malformed", f"key_desc {key_desc!r} names a key twice")
         if not isinstance(key_values, list) or len(key_values) != len(names):
             return Reject(
                 "cache_key_malformed", f"cache_key is not a list of {len(names)} values (one per name in key_desc)"

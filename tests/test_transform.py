@@ -395,6 +395,12 @@ def test_kvcache_malformed_keys_are_rejected(cache_key: str) -> None:
     assert isinstance(out, Reject) and out.reason == "cache_key_malformed"
 
 
+def test_kvcache_key_desc_naming_a_key_twice_is_rejected() -> None:
+    tr = transformer_for(spec_of("kvcache"), MockDBSession())
+    out = tr.values("a/a", "['1', '2']", "v")
+    assert isinstance(out, Reject) and out.reason == "cache_key_malformed" and "twice" in out.detail
+
+
 def test_kvcache_target_rows_of_other_writers_map_to_no_source() -> None:
     tr = transformer_for(spec_of("kvcache"), MockDBSession())
     assert tr.source_key(("not json", "[]")) is None
