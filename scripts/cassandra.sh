@@ -8,7 +8,7 @@
 #   CASSANDRA_STORAGE_PORT   inter-node port             (default: 7000 + CASSANDRA_PORT - 9042,
 #                            so nodes on 9042 and 9043 get 7000 and 7001)
 #   CASSANDRA_NUM_TOKENS     vnodes                      (default: 16, several token ranges)
-#   CASSANDRA_HEAP           -Xms/-Xmx                   (default: 1G)
+#   CASSANDRA_HEAP           -Xms/-Xmx                   (default: 2G)
 #   CASSANDRA_AUTH           "password": PasswordAuthenticator + CassandraAuthorizer
 #                            (user cassandra/cassandra); anything else: no auth
 #   CASSANDRA_TLS_KEYSTORE, CASSANDRA_TLS_KEYSTORE_PASSWORD
@@ -241,7 +241,7 @@ EOF
 }
 
 jvm_args() {
-    local heap=${CASSANDRA_HEAP:-1G} jamm
+    local heap=${CASSANDRA_HEAP:-2G} jamm
     local -a a=(
         "-Xms$heap" "-Xmx$heap" -Xss256k -XX:+UseG1GC -XX:+ParallelRefProcEnabled
         -XX:MaxTenuringThreshold=1 -XX:G1HeapRegionSize=16m -XX:MaxGCPauseMillis=300
