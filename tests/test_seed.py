@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import uuid
@@ -10,7 +11,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cassio_migration.seed import DIRTY_KINDS, FakeRow, SeedSpec, dirty_row_count, fake_rows, unit_vectors
+from cassio_migration.seed import (
+    DIRTY_KINDS,
+    FakeRow,
+    SeedSpec,
+    dirty_row_count,
+    fake_cache_rows,
+    fake_history_rows,
+    fake_rows,
+    unit_vectors,
+)
 
 ROWS = 400
 DIM = 8
@@ -241,3 +251,32 @@ def test_text_keys_are_32_char_hex():
     assert all(isinstance(r.document_id, str) and hex32.match(r.document_id) for r in rows)
     assert len({r.document_id for r in rows}) == len(rows)
     assert all(uuid.UUID(hex=r.document_id).version == 4 for r in rows)
+
+
+# --- the other legacy kinds -----------------------------------------------------------------------
+
+
+def test_history_rows_are_langchain_messages_in_sessions() -> None:
+    spec = SeedSpec(rows=200, dimension=1, kind="history")
+    rows = list(fake_history_rows(spec))
+    assert len(rows) == 200 and rows == list(fake_history_rows(spec))
+    sessions = {session_id for session_id, _, _ in rows}
+    assert 3 < len(sessions) < 200
+    for _, blob, ttl in rows:
+        message = json.loads(blob)
+        assert message["type"] in ("human", "ai") and message["data"]["type"] == message["type"] and ttl == 0
+    dirty = list(fake_history_rows(SeedSpec(rows=10, dimension=1, kind="history", dirty=True)))
+    assert len(dirty) == 10 + dirty_row_count("history") and all(blob is None for _, blob, _ in dirty[10:])
+
+
+def test_cache_rows_are_what_0_0_x_kvcache_put_stored() -> None:
+    rows = list(fake_cache_rows(SeedSpec(rows=50, dimension=1, kind="kvcache", dirty=True)))
+    good, dirty = rows[:50], rows[50:]
+    assert len(dirty) == dirty_row_count("kvcache")
+    for key_desc, cache_key, value, _ttl in good:
+        assert key_desc == "llm_string/prompt"
+        values = ast.literal_eval(cache_key)
+        assert isinstance(values, list) and len(values) == 2 and str(values) == cache_key
+        assert json.loads(value)[0]["text"]
+    assert any('"' in c and "\\\\" in c for _, c, _, _ in good)  # quotes and backslashes in keys
+    assert len({c for _, c, _, _ in good}) == 50  # distinct keys: no row overwrites another
