@@ -94,7 +94,8 @@ from settings import load_settings
     "--scheduler",
     metavar="ADDRESS",
     help="Run the range tasks on the workers of the Dask cluster at ADDRESS (tcp://HOST:8786); workers read"
-    " CASSANDRA_PASSWORD / ASTRA_DB_APPLICATION_TOKEN from their own environment. [DASK_SCHEDULER_ADDRESS]",
+    " CASSANDRA_PASSWORD / ASTRA_DB_APPLICATION_TOKEN (and their TARGET_ twins) from their own environment."
+    " [DASK_SCHEDULER_ADDRESS]",
 )
 def main(
     do_verify: bool,
