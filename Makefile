@@ -18,17 +18,18 @@ check: venv  ## formatting, lint and types
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: check  ## the whole suite on a real node (started if none answers, stopped if started here)
-	scripts/with-node.sh sh -c '$(PY) -m pytest -m "not slow" -q && $(PY) -m pytest -m slow -q' 
+test: check  ## offline tests (no Java), then on a real node (started if none answers): fast, then slow
+	$(PY) -m pytest -q -m "not node"
+	scripts/with-node.sh sh -c '$(PY) -m pytest -q -m "node and not slow" && $(PY) -m pytest -q -m "node and slow"'
 
-test-fast: venv  ## the unit tests only (no database)
-	$(PY) -m pytest -q tests/test_settings.py tests/test_plan.py tests/test_transform.py tests/test_seed.py
+test-fast: venv  ## the offline tests only: no database, no Java
+	$(PY) -m pytest -q -m "not node"
 
 demo: venv  ## create.py, migrate.py, migrate.py --verify on a local node
 	scripts/with-node.sh scripts/demo.sh
 
 bench: venv  ## the benchmark of the README
-	scripts/with-node.sh $(PY) bench/run.py
+	scripts/with-node.sh $(PY) -m bench.run
 
 node-start:
 	scripts/cassandra.sh start

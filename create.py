@@ -12,12 +12,13 @@ import time
 import click
 
 from cassio_migration.cli import Console, run
+from cassio_migration.connect import open_sessions
 from cassio_migration.cql import quote
 from cassio_migration.errors import EXIT_OK
+from cassio_migration.job import Clusters
 from cassio_migration.legacy import KINDS, LAYOUTS, SEED_KEY_TYPES
 from cassio_migration.report import Progress
 from cassio_migration.seed import SeedSpec, dirty_row_count, seed
-from cassio_migration.workflow import connect
 from settings import load_settings
 
 
@@ -99,9 +100,8 @@ def main(
             append=append,
             kind=kind,
         )
-        sessions = connect(settings.connection())
-        session = sessions.plain
-        try:
+        with open_sessions(Clusters(settings.connection())) as sessions:
+            session = sessions.plain
             if not settings.is_astra:
                 # A rehearsal on a local node: make the keyspace if it is not there yet.
                 session.execute(
@@ -125,8 +125,6 @@ def main(
                 f"wrote {written:,} rows to {keyspace}.{table} in {elapsed:.1f} s"
                 f" ({written / elapsed if elapsed else 0:,.0f} rows/s)"
             )
-        finally:
-            sessions.close()
         return EXIT_OK
 
     run(body, Console(quiet=quiet))

@@ -7,13 +7,15 @@ python migrate.py --verify   compare every source row with its target row
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from cassio_migration.cli import Console, run
+from cassio_migration.cli import Console, run, setting_options
 from cassio_migration.errors import EXIT_OK, EXIT_REJECTS, UsageError
 from cassio_migration.report import write_json
 from cassio_migration.workflow import migrate, replay, verify
-from settings import load_settings
+from settings import FLAGGED, load_settings
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,54 +51,8 @@ from settings import load_settings
     type=click.Path(dir_okay=False),
     help="Migrate the rows of a rejects file (fix them in the file first) instead of scanning the source.",
 )
-@click.option(
-    "--max-errors",
-    help="Rejected rows allowed before the run stops with exit 3 (state saved): a count (100) or a share (0.5%%). [MIGRATION_MAX_ERRORS]",
-)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no progress lines; only the summary and errors.")
-@click.option(
-    "--key-type",
-    "target_key_type",
-    help="Target key type: same (as the source) or text (UUID keys become their string form). [TARGET_KEY_TYPE]",
-)
-@click.option(
-    "--metadata-indexing",
-    help="Which metadata keys cassio indexes: all, none, allow:k1,k2 or deny:k1,k2. [METADATA_INDEXING]",
-)
-@click.option(
-    "--wrap-metadata",
-    "metadata_wrap_key",
-    metavar="KEY",
-    help="Migrate non-object or malformed metadata_blob values as {KEY: value} instead of rejecting them. [METADATA_WRAP_KEY]",
-)
-@click.option(
-    "--partition-id",
-    metavar="VALUE",
-    help="Vector tables: write a ClusteredMetadataVectorCassandraTable, every row in partition VALUE. [TARGET_PARTITION_ID]",
-)
-@click.option(
-    "--partition-field",
-    metavar="KEY",
-    help="Vector tables: write a ClusteredMetadataVectorCassandraTable, each row in the partition named by its metadata KEY. [TARGET_PARTITION_FIELD]",
-)
-@click.option("--concurrency", help="Writes in flight in all. [MIGRATION_CONCURRENCY]")
-@click.option("--parallel-ranges", help="Token ranges copied at once. [MIGRATION_PARALLEL_RANGES]")
-@click.option(
-    "--splits", help="Number of token ranges in the plan; 0 = from the table's size estimate. [MIGRATION_SPLITS]"
-)
-@click.option("--page-size", help="Rows per page of the source scan. [MIGRATION_PAGE_SIZE]")
-@click.option("--rate-limit", help="At most this many rows written per second; 0 = no limit. [MIGRATION_RATE_LIMIT]")
-@click.option(
-    "--workers",
-    help="Copy (or verify) on N local worker processes (a local Dask cluster); 0 = in this process. [MIGRATION_WORKERS]",
-)
-@click.option(
-    "--scheduler",
-    metavar="ADDRESS",
-    help="Run the range tasks on the workers of the Dask cluster at ADDRESS (tcp://HOST:8786); workers read"
-    " CASSANDRA_PASSWORD / ASTRA_DB_APPLICATION_TOKEN (and their TARGET_ twins) from their own environment."
-    " [DASK_SCHEDULER_ADDRESS]",
-)
+@setting_options(FLAGGED)
 def main(
     do_verify: bool,
     delete_extra: bool,
@@ -106,7 +62,7 @@ def main(
     full: bool,
     report_file: str | None,
     quiet: bool,
-    **flags: str | None,
+    **flags: Any,
 ) -> None:
     """Migrate OLD_TABLE (cassio 0.0.x layout) into TARGET_TABLE (cassio 0.1.x layout).
 
@@ -120,21 +76,22 @@ def main(
         settings = load_settings()
         console.secrets = settings.secrets()
         settings = settings.override(**flags)
-        options = settings.job_options(
+        job = settings.job()
+        options = settings.run_options(
             dry_run=dry_run, restart=restart, full=full, quiet=quiet, delete_extra=delete_extra
         )
         if delete_extra and not do_verify:
             raise UsageError("--delete-extra goes with --verify")
         if do_verify:
-            result = verify(settings.clusters(), options, console.info)
+            result = verify(job, options, console.info)
             console.out(result.lines())
             data = result.as_dict()
             code = EXIT_OK if result.clean else EXIT_REJECTS
         else:
             if replay_file:
-                summary = replay(settings.clusters(), options, replay_file, console.info)
+                summary = replay(job, options, replay_file, console.info)
             else:
-                summary = migrate(settings.clusters(), options, console.info)
+                summary = migrate(job, options, console.info)
             console.out(summary.lines())
             data = summary.as_dict()
             code = EXIT_OK if not summary.pass_rows_rejected else EXIT_REJECTS

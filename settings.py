@@ -1,27 +1,41 @@
 """The bundle's settings: one typed object built from the environment and `.env`.
 
-Every variable is listed in `template.env` with a comment (a test keeps the two in
-step). Environment variables win over `.env`. An invalid or missing value raises
-SettingsError naming the variable; the scripts turn it into one line and exit 2.
+Each setting is declared once, as a field of `Settings`: its variable, parser (type and
+bounds), default, help, and the migrate.py flag that overrides it. `template.env` is
+made from these declarations (`python settings.py > template.env`; a test keeps it so).
+Environment variables win over `.env`. An invalid or missing value raises SettingsError
+naming the variable (or the flag); the scripts turn it into one line and exit 2.
+
+This module builds the job description (cassio_migration.job) and imports no other part
+of the engine.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from dotenv import dotenv_values
 
-from cassio_migration.connect import Clusters, ConnectionSpec
 from cassio_migration.cql import identifier
 from cassio_migration.errors import SettingsError
-from cassio_migration.workflow import JobOptions
+from cassio_migration.job import (
+    Clusters,
+    ConnectionSpec,
+    Job,
+    MaxErrors,
+    MetadataIndexing,
+    RunOptions,
+    Secret,
+    build,
+)
+
+Parser = Callable[[str, str], Any]  # (the variable or flag named in errors, the raw text) -> the value
 
 
-def _int(minimum: int, maximum: int | None = None) -> Callable[[str, str], int]:
+def _int(minimum: int, maximum: int | None = None) -> Parser:
     def parse(name: str, raw: str) -> int:
         try:
             value = int(raw.strip().replace("_", ""))
@@ -35,7 +49,7 @@ def _int(minimum: int, maximum: int | None = None) -> Callable[[str, str], int]:
     return parse
 
 
-def _float(minimum: float) -> Callable[[str, str], float]:
+def _float(minimum: float) -> Parser:
     def parse(name: str, raw: str) -> float:
         try:
             value = float(raw)
@@ -52,6 +66,10 @@ def _text(name: str, raw: str) -> str:
     return raw
 
 
+def _secret(name: str, raw: str) -> Secret:
+    return Secret(raw)
+
+
 def _name(name: str, raw: str) -> str:
     return identifier(name, raw.strip())
 
@@ -63,7 +81,7 @@ def _hosts(name: str, raw: str) -> tuple[str, ...]:
     return hosts
 
 
-def _choice(*choices: str) -> Callable[[str, str], str]:
+def _choice(*choices: str) -> Parser:
     def parse(name: str, raw: str) -> str:
         value = raw.strip().lower()
         if value not in choices:
@@ -88,149 +106,189 @@ def _address(name: str, raw: str) -> str:
     return value
 
 
-def _indexing(name: str, raw: str) -> str:
+def _indexing(name: str, raw: str) -> MetadataIndexing:
     """'all', 'none', 'allow:a,b' or 'deny:a,b' (cassio's metadata_indexing)."""
     value = raw.strip()
     if value.lower() in ("all", "none"):
-        return value.lower()
-    mode, sep, fields = value.partition(":")
-    if sep and mode.lower() in ("allow", "deny") and any(f.strip() for f in fields.split(",")):
-        return f"{mode.lower()}:{','.join(f.strip() for f in fields.split(',') if f.strip())}"
+        return MetadataIndexing(value.lower())
+    mode, sep, keys = value.partition(":")
+    names = tuple(k.strip() for k in keys.split(",") if k.strip())
+    if sep and mode.lower() in ("allow", "deny") and names:
+        return MetadataIndexing(mode.lower(), names)
     raise SettingsError(name, f"{raw!r}: use all, none, allow:field1,field2 or deny:field1,field2")
 
 
-def _budget(name: str, raw: str) -> str:
+def _budget(name: str, raw: str) -> MaxErrors:
     """'100' (rows) or '0.5%' (of the rows read)."""
     value = raw.strip()
-    number = value[:-1] if value.endswith("%") else value
+    share = value.endswith("%")
     try:
-        parsed = float(number) if value.endswith("%") else int(number)
+        parsed = float(value[:-1]) if share else int(value)
     except ValueError:
         parsed = -1
-    if parsed < 0 or (value.endswith("%") and parsed > 100):
+    if parsed < 0 or (share and parsed > 100):
         raise SettingsError(name, f"{raw!r}: give a number of rows (e.g. 100) or a percentage (e.g. 0.5%)")
-    return value
-
-
-def budget_limits(value: str | None) -> tuple[int | None, float | None]:
-    """(max rows, max share) from a MIGRATION_MAX_ERRORS value."""
-    if value is None:
-        return None, None
-    if value.endswith("%"):
-        return None, float(value[:-1]) / 100
-    return int(value), None
+    return MaxErrors(share=parsed / 100) if share else MaxErrors(rows=int(parsed))
 
 
 @dataclass(frozen=True)
 class Variable:
+    """One setting: its environment variable, the Settings field, how to parse it, its default and help."""
+
     name: str
     attr: str
-    parse: Callable[[str, str], Any]
+    parse: Parser
     default: Any
+    help: str
+    flag: str | None = None  # the migrate.py option that overrides it
+    metavar: str | None = None
     secret: bool = False
+    section: str | None = None  # a heading in template.env before this variable
 
 
-# The single list of settings: template.env must name exactly these variables.
-VARIABLES: tuple[Variable, ...] = (
-    Variable("CASSANDRA_CONTACT_POINTS", "contact_points", _hosts, ("127.0.0.1",)),
-    Variable("CASSANDRA_PORT", "port", _int(1, 65535), 9042),
-    Variable("CASSANDRA_USERNAME", "username", _text, None),
-    Variable("CASSANDRA_PASSWORD", "password", _text, None, secret=True),
-    Variable("CASSANDRA_TLS_CA_FILE", "tls_ca_file", _existing_file, None),
-    Variable("CASSANDRA_KEYSPACE", "keyspace", _name, None),
-    Variable("LOCAL_KEYSPACE", "local_keyspace", _name, None),
-    Variable("ASTRA_DB_KEYSPACE", "astra_keyspace", _name, None),
-    Variable("ASTRA_DB_APPLICATION_TOKEN", "astra_token", _text, None, secret=True),
-    Variable("ASTRA_DB_SECURE_BUNDLE_PATH", "astra_bundle_path", _existing_file, None),
-    Variable("ASTRA_DB_ID", "astra_db_id", _text, None),
-    # A target on another cluster: any of these set = the target connects with these alone.
-    Variable("TARGET_CASSANDRA_CONTACT_POINTS", "target_contact_points", _hosts, None),
-    Variable("TARGET_CASSANDRA_PORT", "target_port", _int(1, 65535), None),
-    Variable("TARGET_CASSANDRA_USERNAME", "target_username", _text, None),
-    Variable("TARGET_CASSANDRA_PASSWORD", "target_password", _text, None, secret=True),
-    Variable("TARGET_CASSANDRA_TLS_CA_FILE", "target_tls_ca_file", _existing_file, None),
-    Variable("TARGET_ASTRA_DB_APPLICATION_TOKEN", "target_astra_token", _text, None, secret=True),
-    Variable("TARGET_ASTRA_DB_SECURE_BUNDLE_PATH", "target_astra_bundle_path", _existing_file, None),
-    Variable("TARGET_ASTRA_DB_ID", "target_astra_db_id", _text, None),
-    Variable("OLD_TABLE", "old_table", _name, None),
-    Variable("TARGET_TABLE", "target_table", _name, None),
-    Variable("TARGET_KEYSPACE", "target_keyspace", _name, None),
-    Variable("FAKE_DATA_OLD_TABLE", "fake_data_old_table", _name, None),
-    Variable("VECTOR_DIMENSION", "vector_dimension", _int(1, 8192), 1536),
-    Variable("NUM_SAMPLE_VECTORS", "num_sample_vectors", _int(0), 10_000),
-    Variable(
-        "MIGRATION_CONSISTENCY",
-        "consistency",
-        _choice("local_quorum", "quorum", "local_one", "one", "all", "each_quorum"),
-        "local_quorum",
-    ),
-    Variable("MIGRATION_CONCURRENCY", "concurrency", _int(1, 4096), 128),
-    Variable("MIGRATION_PARALLEL_RANGES", "parallel_ranges", _int(1, 256), 4),
-    Variable("MIGRATION_PAGE_SIZE", "page_size", _int(1, 100_000), 200),
-    Variable("MIGRATION_SPLITS", "splits", _int(0, 1_000_000), 0),
-    Variable("MIGRATION_RATE_LIMIT", "rate_limit", _float(0.0), 0.0),
-    Variable("MIGRATION_RETRY_SECONDS", "retry_seconds", _float(0.0), 120.0),
-    Variable("MIGRATION_CLOCK_SKEW_SECONDS", "clock_skew_s", _float(0.0), 300.0),
-    Variable("MIGRATION_MAX_ERRORS", "max_errors", _budget, None),
-    Variable("MIGRATION_RUNS_DIR", "runs_dir", _text, "runs"),
-    Variable("MIGRATION_WORKERS", "workers", _int(0, 256), 0),
-    Variable("DASK_SCHEDULER_ADDRESS", "scheduler", _address, None),
-    Variable("METADATA_INDEXING", "metadata_indexing", _indexing, "all"),
-    Variable("TARGET_KEY_TYPE", "target_key_type", _choice("same", "text"), "same"),
-    Variable("METADATA_WRAP_KEY", "metadata_wrap_key", _text, None),
-    Variable("TARGET_PARTITION_ID", "partition_id", _text, None),
-    Variable("TARGET_PARTITION_FIELD", "partition_field", _text, None),
-)
+def _setting(
+    name: str,
+    parse: Parser,
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    metavar: str | None = None,
+    section: str | None = None,
+) -> Any:
+    """A field of Settings, declared with everything about it."""
+    secret = parse is _secret
+    declared = {"name": name, "parse": parse, "help": help, "flag": flag, "metavar": metavar, "section": section}
+    return field(default=default, repr=not secret, metadata={"variable": {**declared, "secret": secret}})
 
 
 @dataclass(frozen=True)
 class Settings:
-    contact_points: tuple[str, ...] = ("127.0.0.1",)
-    port: int = 9042
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls_ca_file: str | None = None
-    keyspace: str | None = None
-    local_keyspace: str | None = None
-    astra_keyspace: str | None = None
-    astra_token: str | None = field(default=None, repr=False)
-    astra_bundle_path: str | None = None
-    astra_db_id: str | None = None
-    target_contact_points: tuple[str, ...] | None = None
-    target_port: int | None = None
-    target_username: str | None = None
-    target_password: str | None = field(default=None, repr=False)
-    target_tls_ca_file: str | None = None
-    target_astra_token: str | None = field(default=None, repr=False)
-    target_astra_bundle_path: str | None = None
-    target_astra_db_id: str | None = None
-    old_table: str | None = None
-    target_table: str | None = None
-    target_keyspace: str | None = None
-    fake_data_old_table: str | None = None
-    vector_dimension: int = 1536
-    num_sample_vectors: int = 10_000
-    consistency: str = "local_quorum"
-    concurrency: int = 128
-    parallel_ranges: int = 4
-    page_size: int = 200
-    splits: int = 0
-    rate_limit: float = 0.0
-    retry_seconds: float = 120.0
-    max_errors: str | None = None
-    clock_skew_s: float = 300.0
-    runs_dir: str = "runs"
-    workers: int = 0
-    scheduler: str | None = None
-    metadata_indexing: str = "all"
-    target_key_type: str = "same"
-    metadata_wrap_key: str | None = None
-    partition_id: str | None = None
-    partition_field: str | None = None
+    # fmt: off
+    contact_points: tuple[str, ...] = _setting(
+        "CASSANDRA_CONTACT_POINTS", _hosts, ("127.0.0.1",), "comma separated hosts",
+        section="--- Where the database is ---\nPlain Cassandra (used unless an Astra token is set):")
+    port: int = _setting("CASSANDRA_PORT", _int(1, 65535), 9042, "CQL port")
+    username: str | None = _setting(
+        "CASSANDRA_USERNAME", _text, None, "with PasswordAuthenticator; leave empty otherwise")
+    password: Secret | None = _setting("CASSANDRA_PASSWORD", _secret, None, "never printed, logged or stored")
+    tls_ca_file: str | None = _setting(
+        "CASSANDRA_TLS_CA_FILE", _existing_file, None,
+        "PEM file of the CA (or self-signed cert) that signed the node's certificate: turns TLS on")
+    keyspace: str | None = _setting("CASSANDRA_KEYSPACE", _name, None, "keyspace of the source and target tables")
+    local_keyspace: str | None = _setting(
+        "LOCAL_KEYSPACE", _name, None,
+        "the original scripts' name for the keyspace (accepted if CASSANDRA_KEYSPACE is empty)")
+    astra_token: Secret | None = _setting(
+        "ASTRA_DB_APPLICATION_TOKEN", _secret, None, "AstraCS:... ; never printed, logged or stored",
+        section="Astra DB (used when ASTRA_DB_APPLICATION_TOKEN is set):")
+    astra_bundle_path: str | None = _setting(
+        "ASTRA_DB_SECURE_BUNDLE_PATH", _existing_file, None,
+        "path to secure-connect-<db>.zip, or leave empty and set ASTRA_DB_ID")
+    astra_db_id: str | None = _setting(
+        "ASTRA_DB_ID", _text, None, "database id: the bundle is downloaded as cassio.init does")
+    astra_keyspace: str | None = _setting(
+        "ASTRA_DB_KEYSPACE", _name, None, "the original scripts' name for the Astra keyspace")
+    target_contact_points: tuple[str, ...] | None = _setting(
+        "TARGET_CASSANDRA_CONTACT_POINTS", _hosts, None, "comma separated hosts of the target cluster",
+        section="A target on another cluster (or another Astra DB): set any of these and the target connects with\n"
+        "these alone (unset ones take the defaults above: 127.0.0.1, 9042); leave all empty for one cluster.\n"
+        "Dask workers read TARGET_CASSANDRA_PASSWORD / TARGET_ASTRA_DB_APPLICATION_TOKEN from their own environment.")
+    target_port: int | None = _setting("TARGET_CASSANDRA_PORT", _int(1, 65535), None, "its CQL port")
+    target_username: str | None = _setting(
+        "TARGET_CASSANDRA_USERNAME", _text, None, "its user, with PasswordAuthenticator")
+    target_password: Secret | None = _setting(
+        "TARGET_CASSANDRA_PASSWORD", _secret, None, "never printed, logged or stored")
+    target_tls_ca_file: str | None = _setting(
+        "TARGET_CASSANDRA_TLS_CA_FILE", _existing_file, None, "PEM file of its CA: turns TLS on for the target")
+    target_astra_token: Secret | None = _setting(
+        "TARGET_ASTRA_DB_APPLICATION_TOKEN", _secret, None,
+        "the target is an Astra DB: its token; never printed, logged or stored")
+    target_astra_bundle_path: str | None = _setting(
+        "TARGET_ASTRA_DB_SECURE_BUNDLE_PATH", _existing_file, None,
+        "its secure-connect bundle, or leave empty and set TARGET_ASTRA_DB_ID")
+    target_astra_db_id: str | None = _setting("TARGET_ASTRA_DB_ID", _text, None, "its database id")
+    old_table: str | None = _setting(
+        "OLD_TABLE", _name, None,
+        "the legacy (cassio 0.0.x) table migrate.py reads: a VectorTable, StoredBlobHistory or KVCache table"
+        " (recognised by its columns)",
+        section="--- Tables ---")
+    target_table: str | None = _setting(
+        "TARGET_TABLE", _name, None, "the cassio 0.1.x table migrate.py writes (created if missing)")
+    target_keyspace: str | None = _setting(
+        "TARGET_KEYSPACE", _name, None,
+        "keyspace of the target table (and of the migration's state); empty = CASSANDRA_KEYSPACE")
+    fake_data_old_table: str | None = _setting(
+        "FAKE_DATA_OLD_TABLE", _name, None,
+        "the table create.py fills with fake data (set OLD_TABLE to it to rehearse)")
+    vector_dimension: int = _setting("VECTOR_DIMENSION", _int(1, 8192), 1536, "create.py: vector dimension")
+    num_sample_vectors: int = _setting("NUM_SAMPLE_VECTORS", _int(0), 10_000, "create.py: number of rows")
+    metadata_indexing: MetadataIndexing = _setting(
+        "METADATA_INDEXING", _indexing, MetadataIndexing(),
+        "which metadata keys cassio indexes (in metadata_s; the others go to attributes_blob):"
+        " all, none, allow:k1,k2 or deny:k1,k2",
+        flag="--metadata-indexing", metavar="POLICY", section="--- What the target looks like ---")
+    target_key_type: str = _setting(
+        "TARGET_KEY_TYPE", _choice("same", "text"), "same",
+        "target key type: same (as the source) or text (UUID keys become their string form)",
+        flag="--key-type", metavar="same|text")
+    metadata_wrap_key: str | None = _setting(
+        "METADATA_WRAP_KEY", _text, None,
+        "if set, non-object or malformed metadata_blob values are kept as {KEY: value} instead of rejected",
+        flag="--wrap-metadata", metavar="KEY")
+    partition_id: str | None = _setting(
+        "TARGET_PARTITION_ID", _text, None,
+        "vector tables: if set, the target is a ClusteredMetadataVectorCassandraTable, every row in this partition",
+        flag="--partition-id", metavar="VALUE")
+    partition_field: str | None = _setting(
+        "TARGET_PARTITION_FIELD", _text, None,
+        "vector tables: if set, the same, each row in the partition its metadata field of this name holds"
+        " (rows without it are rejected)",
+        flag="--partition-field", metavar="KEY")
+    consistency: str = _setting(
+        "MIGRATION_CONSISTENCY", _choice("local_quorum", "quorum", "local_one", "one", "all", "each_quorum"),
+        "local_quorum", "consistency of reads and writes", section="--- How the copy runs ---")
+    concurrency: int = _setting(
+        "MIGRATION_CONCURRENCY", _int(1, 4096), 128, "writes in flight in all", flag="--concurrency", metavar="N")
+    parallel_ranges: int = _setting(
+        "MIGRATION_PARALLEL_RANGES", _int(1, 256), 4, "token ranges copied at once",
+        flag="--parallel-ranges", metavar="N")
+    page_size: int = _setting(
+        "MIGRATION_PAGE_SIZE", _int(1, 100_000), 200,
+        "rows per page of the source scan (halved on a read timeout)", flag="--page-size", metavar="N")
+    splits: int = _setting(
+        "MIGRATION_SPLITS", _int(0, 1_000_000), 0, "token ranges in the plan; 0 = from the table's size estimate",
+        flag="--splits", metavar="N")
+    rate_limit: float = _setting(
+        "MIGRATION_RATE_LIMIT", _float(0.0), 0.0, "max rows written per second; 0 = no limit",
+        flag="--rate-limit", metavar="ROWS_PER_S")
+    retry_seconds: float = _setting(
+        "MIGRATION_RETRY_SECONDS", _float(0.0), 120.0,
+        "how long a failing read or write is retried before the run stops (state saved)")
+    clock_skew_s: float = _setting(
+        "MIGRATION_CLOCK_SKEW_SECONDS", _float(0.0), 300.0,
+        "rows written this long before a completed pass began still count as possibly not copied"
+        " (clock skew between clients)")
+    max_errors: MaxErrors = _setting(
+        "MIGRATION_MAX_ERRORS", _budget, MaxErrors(),
+        "rejected rows allowed before a run stops (exit 3, state saved): a count (100) or a share (0.5%);"
+        " empty = no limit",
+        flag="--max-errors", metavar="N|P%")
+    runs_dir: str = _setting("MIGRATION_RUNS_DIR", _text, "runs", "one folder per run: rejects.jsonl and report.json")
+    workers: int = _setting(
+        "MIGRATION_WORKERS", _int(0, 256), 0,
+        "copy/verify on this many local worker processes (a local Dask cluster); 0 = in this process",
+        flag="--workers", metavar="N")
+    scheduler: str | None = _setting(
+        "DASK_SCHEDULER_ADDRESS", _address, None,
+        "tcp://HOST:8786: run the range tasks on that Dask cluster's workers (they read CASSANDRA_PASSWORD /"
+        " ASTRA_DB_APPLICATION_TOKEN, and their TARGET_ twins, from their own environment)",
+        flag="--scheduler", metavar="ADDRESS")
+    # fmt: on
 
     @property
     def is_astra(self) -> bool:
-        return bool(self.astra_token)
+        return self.astra_token is not None
 
     def resolved_keyspace(self) -> str:
         """CASSANDRA_KEYSPACE, else the seed's ASTRA_DB_KEYSPACE / LOCAL_KEYSPACE."""
@@ -244,8 +302,7 @@ class Settings:
 
     def require(self, variable: str) -> Any:
         """The value of a setting this script cannot do without."""
-        spec = next(v for v in VARIABLES if v.name == variable)
-        value = getattr(self, spec.attr)
+        value = getattr(self, BY_NAME[variable].attr)
         if value is None:
             raise SettingsError(variable, "not set: set it in .env or the environment (see template.env)")
         return value
@@ -285,57 +342,35 @@ class Settings:
         return Clusters(self.connection(), self.target_connection())
 
     def override(self, **flags: Any) -> Settings:
-        """Command-line flags win over the environment; a flag left out (None) changes nothing."""
-        changes = {}
-        for attr, value in flags.items():
-            if value is None:
-                continue
-            var = next(v for v in VARIABLES if v.attr == attr)
-            changes[attr] = var.parse("--" + attr.replace("_", "-"), value) if isinstance(value, str) else value
-        return dataclasses.replace(self, **changes)
+        """Command-line values (already parsed) win over the environment; a flag left out (None) changes nothing."""
+        return replace(self, **{attr: value for attr, value in flags.items() if value is not None})
 
-    def job_options(
-        self,
-        *,
-        dry_run: bool = False,
-        restart: bool = False,
-        full: bool = False,
-        quiet: bool = False,
-        delete_extra: bool = False,
-    ) -> JobOptions:
-        """The migration job these settings describe."""
-        return JobOptions(
+    def job(self) -> Job:
+        """What these settings say to copy."""
+        return build(
+            Job,
+            self,
+            clusters=self.clusters(),
             keyspace=self.resolved_keyspace(),
-            source_table=self.require("OLD_TABLE"),
+            old_table=self.require("OLD_TABLE"),
             target_table=self.require("TARGET_TABLE"),
-            target_keyspace=self.target_keyspace,
-            key_to_text=self.target_key_type == "text",
-            metadata_indexing=self.metadata_indexing,
-            wrap_key=self.metadata_wrap_key,
-            partition_id=self.partition_id,
-            partition_field=self.partition_field,
-            page_size=self.page_size,
-            concurrency=self.concurrency,
-            parallel_ranges=self.parallel_ranges,
-            splits=self.splits,
-            rate_limit=self.rate_limit,
-            retry_seconds=self.retry_seconds,
-            runs_dir=self.runs_dir,
-            dry_run=dry_run,
-            restart=restart,
-            full=full,
-            quiet=quiet,
-            delete_extra=delete_extra,
-            clock_skew_s=self.clock_skew_s,
-            max_errors=budget_limits(self.max_errors)[0],
-            max_error_ratio=budget_limits(self.max_errors)[1],
-            workers=self.workers,
-            scheduler=self.scheduler,
         )
+
+    def run_options(self, **flags: bool) -> RunOptions:
+        """How these settings (and the run's flags: dry_run, restart, full, quiet, delete_extra) say to run."""
+        return build(RunOptions, self, **flags)
 
     def secrets(self) -> list[str]:
         """The secret values in force, so that output can be checked free of them."""
-        return [getattr(self, v.attr) for v in VARIABLES if v.secret and getattr(self, v.attr)]
+        found = (getattr(self, v.attr) for v in VARIABLES if v.secret)
+        return [s.reveal() for s in found if s is not None and not s.is_elsewhere]
+
+
+VARIABLES: tuple[Variable, ...] = tuple(
+    Variable(attr=f.name, default=f.default, **f.metadata["variable"]) for f in fields(Settings)
+)
+BY_NAME = {v.name: v for v in VARIABLES}
+FLAGGED = tuple(v for v in VARIABLES if v.flag)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | None = ".env") -> Settings:
@@ -351,3 +386,46 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | N
         # An empty value (KEY= in .env) means "not set", as in the seed's template.
         values[var.attr] = var.parse(var.name, raw) if raw not in (None, "") else var.default
     return Settings(**values)
+
+
+TEMPLATE_DEFAULTS = {  # what template.env suggests where it differs from the built-in default
+    "CASSANDRA_KEYSPACE": "demo",
+    "OLD_TABLE": "legacy_vectors",
+    "TARGET_TABLE": "vectors",
+    "FAKE_DATA_OLD_TABLE": "legacy_vectors",
+}
+
+
+def _template_value(var: Variable) -> str:
+    if var.name in TEMPLATE_DEFAULTS:
+        return TEMPLATE_DEFAULTS[var.name]
+    value = var.default
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, MaxErrors):
+        return "" if value == MaxErrors() else str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def template_env() -> str:
+    """The text of template.env: every variable, with its help as a comment, under its heading."""
+    lines = ['# Copy to .env and edit. Environment variables win over this file; an empty value means "not set".']
+    for var in VARIABLES:
+        if var.section:
+            lines.append("")
+            # A heading "--- Name ---" is drawn to the full width.
+            lines.extend(
+                f"# {line}".ljust(92, "-") if line.startswith("---") else f"# {line}"
+                for line in var.section.splitlines()
+            )
+        assignment = f"{var.name}={_template_value(var)}"
+        lines.append(f"{assignment.ljust(36)} # {var.help}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(template_env(), end="")

@@ -12,7 +12,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+import psutil
+
 SAMPLE_S = 0.05
 
 
@@ -28,28 +29,19 @@ class Measured:
     stderr: str
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            return f.read()
-    except OSError:  # the process ended between listing and reading
-        return ""
-
-
 def process_cpu_s(pid: int) -> float | None:
-    """utime + stime of a live process, from /proc/<pid>/stat."""
-    stat = _read(f"/proc/{pid}/stat")
-    if not stat:
+    """User + system CPU seconds of a live process (None if it is gone)."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return None
-    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return float(times.user + times.system)
 
 
 def machine_busy_s() -> float:
-    """CPU seconds spent not idle by all cores since boot (/proc/stat)."""
-    values = [int(v) for v in _read("/proc/stat").splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / CLOCK_TICKS
+    """CPU seconds spent not idle by all cores since boot."""
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
 
 def _kill_tree(pid: int) -> None:
@@ -57,28 +49,18 @@ def _kill_tree(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = _read(f"/proc/{entry}/stat")
-            if stat:
-                ppid = int(stat.rsplit(")", 1)[1].split()[1])
-                tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
 def tree_rss_kb(root: int) -> int:
     """Resident kB of a process and all its descendants, now."""
-    tree = _children()
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        todo.extend(tree.get(pid, []))
-        for line in _read(f"/proc/{pid}/status").splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total
+    try:
+        top = psutil.Process(root)
+        procs = [top, *top.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):  # a child may end while we look
+            total += proc.memory_info().rss
+    return total // 1024
 
 
 class TreeSampler(threading.Thread):

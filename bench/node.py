@@ -8,8 +8,8 @@ from pathlib import Path
 
 from cassandra.cluster import Session
 
-from cassio_migration.connect import ConnectionSpec
 from cassio_migration.cql import qualified, quote
+from cassio_migration.job import ConnectionSpec
 from cassio_migration.legacy import create_index_cql, create_table_cql
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,16 +20,18 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
 
-from cassio_migration.connect import ConnectionSpec, close_session, open_session, prepare_raw
-from cassio_migration.copy import scan_pages
+from cassio_migration.connect import close_session, open_session, prepare_raw
 from cassio_migration.cql import qualified
 from cassio_migration.inflight import WriteWindow
+from cassio_migration.job import ConnectionSpec
 from cassio_migration.legacy import LEGACY_COLUMNS, create_index_cql, create_table_cql, describe_source
 from cassio_migration.plan import TokenRange, make_plan, ring_tokens
 from cassio_migration.report import write_json
+from cassio_migration.retry import RetryPolicy
+from cassio_migration.scan import scan_pages
 from settings import load_settings
 
-RETRY_S = 120.0
+POLICY = RetryPolicy(120.0)
 
 
 @dataclass(frozen=True)
@@ -66,12 +68,12 @@ def run_job(job: Job) -> tuple[int, int]:
     try:
         select, insert = statements(session, job)
         # One window for all threads: the node sees `window` writes in flight per process.
-        window = WriteWindow(session, job.window, RETRY_S)
+        window = WriteWindow(session, job.window, POLICY)
         stop = threading.Event()
 
         def copy_range(r: TokenRange) -> int:
             rows = 0
-            for page in scan_pages(session, select, (r.start, r.end), job.page_size, RETRY_S, stop):
+            for page in scan_pages(session, select, (r.start, r.end), job.page_size, POLICY, stop):
                 for row in page:  # (document_id, vector bytes, document, metadata_blob): the INSERT's binds
                     window.submit(insert, row)
                 rows += len(page)

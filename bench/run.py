@@ -1,7 +1,7 @@
 """Copy benchmark: the original scripts' approach vs migrate.py vs a raw-copy ceiling, on one node.
 
-.venv/bin/python bench/run.py [--rows N] [--dimension D] [--reps R] [--keyspace K] [--workers 1,2,4]
-.venv/bin/python bench/run.py --memory-scale 100000,1000000 [--dimension D]
+.venv/bin/python -m bench.run [--rows N] [--dimension D] [--reps R] [--keyspace K] [--workers 1,2,4]
+.venv/bin/python -m bench.run --memory-scale 100000,1000000 [--dimension D]
 
 Drops keyspace K, seeds K.legacy with create.py, then times (a) the original approach,
 (b) migrate.py with its defaults and (c) a raw copy, alternating a, b, c for R reps, each
@@ -27,13 +27,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # `python bench/run.py` puts bench/ on the path, not the repository
+from cassandra.cluster import Session
 
-from cassandra.cluster import Session  # noqa: E402
-
-from bench.measure import Measured, run_measured  # noqa: E402
-from bench.node import (  # noqa: E402
+from bench.measure import Measured, run_measured
+from bench.node import (
     count_rows,
     create_keyspace,
     create_source,
@@ -45,9 +42,12 @@ from bench.node import (  # noqa: E402
     table_exists,
     wait_idle,
 )
-from cassio_migration.connect import ConnectionSpec, close_session, open_session  # noqa: E402
-from cassio_migration.cql import identifier  # noqa: E402
-from settings import load_settings  # noqa: E402
+from cassio_migration.connect import close_session, open_session
+from cassio_migration.cql import identifier
+from cassio_migration.job import ConnectionSpec
+from settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SOURCE = "legacy"
 RESULTS = ROOT / "bench" / "results" / "latest.json"

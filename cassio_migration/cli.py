@@ -1,15 +1,15 @@
-"""What the scripts share: one-line errors with documented exit codes, output free of secrets."""
+"""What the scripts share: typed flags, one-line errors with documented exit codes, output free of secrets."""
 
 from __future__ import annotations
 
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn, Protocol
 
 import click
 
-from .errors import EXIT_FATAL, EXIT_INTERRUPTED, MigrationError
+from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_USAGE, RESUME_HINT, MigrationError, SettingsError
 
 
 class Console:
@@ -43,7 +43,7 @@ def run(main: Callable[[Console], int], console: Console) -> NoReturn:
         console.error(str(exc))
         code = exc.exit_code
     except KeyboardInterrupt:
-        console.error("interrupted: run the same command again to resume")
+        console.error(f"interrupted: {RESUME_HINT}")
         code = EXIT_INTERRUPTED
     except Exception as exc:  # a bug, not a user's mistake: keep the details, say where
         path = "last-error.txt"
@@ -52,3 +52,64 @@ def run(main: Callable[[Console], int], console: Console) -> NoReturn:
         console.error(f"unexpected {type(exc).__name__}: {exc} (details in {path}; please report it)")
         code = EXIT_FATAL
     sys.exit(code)
+
+
+class Declared(Protocol):
+    """A setting as settings.py declares it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def attr(self) -> str: ...
+    @property
+    def help(self) -> str: ...
+    @property
+    def flag(self) -> str | None: ...
+    @property
+    def metavar(self) -> str | None: ...
+    @property
+    def parse(self) -> Callable[[str, str], Any]: ...
+
+
+class _BadFlag(click.ClickException):
+    """A flag's value is invalid: one line, `error: --flag: problem`, exit 2 (as for a bad setting)."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class SettingType(click.ParamType):
+    """A flag parsed by its setting's own parser, so that flag and variable take the same values."""
+
+    def __init__(self, setting: Declared) -> None:
+        self.setting = setting
+        self.name = setting.metavar or "VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.setting.parse(self.setting.flag or self.setting.name, value)
+        except SettingsError as exc:
+            raise _BadFlag(str(exc)) from None
+
+
+def setting_options(settings: Sequence[Declared]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """One option per setting with a flag, typed by the setting, its help ending with the variable's name."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for s in reversed(settings):
+            assert s.flag is not None
+            option = click.option(
+                s.flag,
+                s.attr,
+                type=SettingType(s),
+                metavar=s.metavar,
+                help=f"{s.help[0].upper()}{s.help[1:]}. [{s.name}]",
+            )
+            command = option(command)
+        return command
+
+    return decorate

@@ -1,11 +1,15 @@
-"""Sessions: contact points, credentials, TLS, Astra DB; vectors kept as raw bytes."""
+"""Sessions: contact points, credentials, TLS, Astra DB; vectors kept as raw bytes.
+
+`open_sessions` opens every session a job needs and closes them however it ends.
+"""
 
 from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cassandra import AuthenticationFailed, ConsistencyLevel, cqltypes
@@ -20,116 +24,7 @@ from cassandra.protocol import ProtocolHandler, ResultMessage
 from cassandra.query import PreparedStatement, tuple_factory
 
 from .errors import CredentialsError, FatalError, SettingsError
-
-
-@dataclass(frozen=True)
-class ConnectionSpec:
-    """Where and how to connect. Secrets are kept out of repr() and describe()."""
-
-    contact_points: tuple[str, ...] = ("127.0.0.1",)
-    port: int = 9042
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    astra_token: str | None = field(default=None, repr=False)
-    astra_bundle_path: str | None = None
-    astra_db_id: str | None = None
-    tls_ca_file: str | None = None
-    request_timeout: float = 60.0
-    consistency: str = "LOCAL_QUORUM"
-    prefix: str = ""  # "TARGET_" for a separate target cluster: names its settings in messages
-
-    def variable(self, name: str) -> str:
-        """The setting behind a part of this spec, e.g. TARGET_CASSANDRA_PASSWORD."""
-        return self.prefix + name
-
-    @property
-    def is_astra(self) -> bool:
-        return bool(self.astra_token)
-
-    def describe(self) -> str:
-        """Where this connects, for messages and reports (never a secret)."""
-        if self.is_astra:
-            target = self.astra_bundle_path or f"database {self.astra_db_id}"
-            return f"Astra DB ({target})"
-        hosts = ",".join(self.contact_points)
-        return f"{hosts}:{self.port}" + (" (TLS)" if self.tls_ca_file else "")
-
-
-# Stands for a secret in a spec sent to worker processes; each worker reads its own environment.
-FROM_ENVIRONMENT = "<from the worker's environment>"
-
-
-def without_secrets(spec: ConnectionSpec) -> ConnectionSpec:
-    """The spec with each secret replaced by FROM_ENVIRONMENT: safe to send to other processes."""
-    return replace(
-        spec,
-        password=FROM_ENVIRONMENT if spec.password else None,
-        astra_token=FROM_ENVIRONMENT if spec.astra_token else None,
-    )
-
-
-def with_secrets_from_environment(spec: ConnectionSpec, environ: Mapping[str, str] | None = None) -> ConnectionSpec:
-    """Fill the secrets a worker was sent as FROM_ENVIRONMENT from its own environment
-    (CASSANDRA_PASSWORD, ASTRA_DB_APPLICATION_TOKEN; TARGET_... for a separate target cluster)."""
-    env = os.environ if environ is None else environ
-
-    def fill(value: str | None, name: str) -> str | None:
-        if value != FROM_ENVIRONMENT:
-            return value
-        variable = spec.variable(name)
-        if not env.get(variable):
-            raise CredentialsError(
-                f"{variable} is not set in this worker's environment: Dask workers read the credentials"
-                " from their own environment; set it where `dask worker` runs"
-            )
-        return env[variable]
-
-    return replace(
-        spec,
-        password=fill(spec.password, "CASSANDRA_PASSWORD"),
-        astra_token=fill(spec.astra_token, "ASTRA_DB_APPLICATION_TOKEN"),
-    )
-
-
-def secrets_environment(spec: ConnectionSpec) -> dict[str, str]:
-    """The spec's secrets under their variables' names, for worker processes started here."""
-    pairs = (("CASSANDRA_PASSWORD", spec.password), ("ASTRA_DB_APPLICATION_TOKEN", spec.astra_token))
-    return {spec.variable(name): value for name, value in pairs if value}
-
-
-@dataclass(frozen=True)
-class Clusters:
-    """The source's connection, and the target's when it is another cluster (TARGET_... settings)."""
-
-    source: ConnectionSpec
-    target: ConnectionSpec | None = None  # None: the target is on the source's cluster
-
-    @property
-    def target_spec(self) -> ConnectionSpec:
-        return self.target or self.source
-
-    def context(self) -> dict[str, str]:
-        """Where source and target are, for the job context (never a secret)."""
-        found = {"cluster": self.source.describe()}
-        if self.target is not None:
-            found["target_cluster"] = self.target.describe()
-        return found
-
-    def names(self, source: str, target: str) -> tuple[str, str]:
-        """Table names for reports, each with its cluster when they are on different ones."""
-        if self.target is None:
-            return source, target
-        return f"{source} on {self.source.describe()}", f"{target} on {self.target.describe()}"
-
-    def without_secrets(self) -> Clusters:
-        return Clusters(without_secrets(self.source), self.target and without_secrets(self.target))
-
-    def with_secrets_from_environment(self, environ: Mapping[str, str] | None = None) -> Clusters:
-        target = self.target and with_secrets_from_environment(self.target, environ)
-        return Clusters(with_secrets_from_environment(self.source, environ), target)
-
-    def secrets_environment(self) -> dict[str, str]:
-        return {**secrets_environment(self.source), **(secrets_environment(self.target) if self.target else {})}
+from .job import Clusters, ConnectionSpec
 
 
 def cluster_kwargs(spec: ConnectionSpec, fetch_bundle: Callable[[ConnectionSpec], str] | None = None) -> dict[str, Any]:
@@ -152,8 +47,8 @@ def cluster_kwargs(spec: ConnectionSpec, fetch_bundle: Callable[[ConnectionSpec]
         "connect_timeout": 15,
         "control_connection_timeout": 15,
     }
-    if spec.is_astra:
-        kwargs["auth_provider"] = PlainTextAuthProvider("token", spec.astra_token)
+    if spec.astra_token is not None:
+        kwargs["auth_provider"] = PlainTextAuthProvider("token", spec.astra_token.reveal())
         if spec.astra_bundle_path:
             kwargs["cloud"] = {"secure_connect_bundle": spec.astra_bundle_path}
         elif spec.astra_db_id:
@@ -170,7 +65,7 @@ def cluster_kwargs(spec: ConnectionSpec, fetch_bundle: Callable[[ConnectionSpec]
         if not (spec.username and spec.password):
             user, password = spec.variable("CASSANDRA_USERNAME"), spec.variable("CASSANDRA_PASSWORD")
             raise SettingsError(user, f"set both {user} and {password}, or neither")
-        kwargs["auth_provider"] = PlainTextAuthProvider(spec.username, spec.password)
+        kwargs["auth_provider"] = PlainTextAuthProvider(spec.username, spec.password.reveal())
     if spec.tls_ca_file:
         context = ssl.create_default_context(cafile=spec.tls_ca_file)
         # Self-signed node certificates name no host; the CA pin is the trust anchor.
@@ -186,7 +81,8 @@ def download_bundle(spec: ConnectionSpec) -> str:
     from cassio.config.bundle_download import download_astra_bundle_url
 
     path = os.path.join(tempfile.mkdtemp(prefix="astra-bundle-"), f"secure-connect-{spec.astra_db_id}.zip")
-    download_astra_bundle_url(str(spec.astra_db_id), str(spec.astra_token), path)
+    assert spec.astra_token is not None
+    download_astra_bundle_url(str(spec.astra_db_id), spec.astra_token.reveal(), path)
     return path
 
 
@@ -274,3 +170,31 @@ def _unreachable_hint(spec: ConnectionSpec, reasons: str) -> str:
 
 def close_session(session: Session) -> None:
     session.cluster.shutdown()
+
+
+@dataclass
+class Sessions:
+    """A plain session (schema, cassio) and a raw one (vectors as bytes, tuple rows), for the source
+    and for the target (the same sessions when the target is on the source's cluster)."""
+
+    plain: Session
+    raw: Session
+    target_plain: Session
+    target_raw: Session
+
+
+@contextmanager
+def open_sessions(clusters: Clusters) -> Iterator[Sessions]:
+    """Every session of a job, closed when the block ends, however it ends."""
+    with ExitStack() as stack:
+
+        def opened(spec: ConnectionSpec, raw: bool) -> Session:
+            session = open_session(spec, raw=raw)
+            stack.callback(close_session, session)
+            return session
+
+        plain, raw = opened(clusters.source, False), opened(clusters.source, True)
+        if clusters.target is None:
+            yield Sessions(plain, raw, plain, raw)
+        else:
+            yield Sessions(plain, raw, opened(clusters.target, False), opened(clusters.target, True))

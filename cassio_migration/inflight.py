@@ -1,38 +1,30 @@
-"""Many writes in flight within a bounded window, retried with back-off, rate-limited."""
+"""Many writes in flight within a bounded window, retried by the retry policy, rate-limited."""
 
 from __future__ import annotations
 
-import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from cassandra import OperationTimedOut, Unavailable, WriteFailure, WriteTimeout
-from cassandra.cluster import NoHostAvailable, Session
-from cassandra.protocol import OverloadedErrorMessage
+from cassandra.cluster import Session
 
-from .errors import FatalError
-
-# Errors worth another try: the node was slow, busy, or briefly away.
-# A write failure is retried too: every write carries its own timestamp, so a retry is idempotent
-# (Cassandra 5.0.9's vector index fails writes from too many threads at once on small machines).
-RETRYABLE = (
-    WriteTimeout,
-    WriteFailure,
-    OperationTimedOut,
-    Unavailable,
-    NoHostAvailable,
-    OverloadedErrorMessage,
-    ConnectionError,
-)
+from .retry import RetryPolicy
 
 
 class RateLimiter:
     """At most `rate` acquisitions per second across threads (0 = unlimited)."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = time.monotonic()
+        self._clock = clock
+        self._sleep = sleep
+        self._next = clock() if self._interval else 0.0
         self._lock = threading.Lock()
 
     @property
@@ -43,49 +35,33 @@ class RateLimiter:
         if not self._interval:
             return
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             start = max(self._next, now)
             self._next = start + n * self._interval
         if start > now:
-            time.sleep(start - now)
-
-
-# What a stopped copy tells the user: its state (done ranges) is in the database.
-RESUME_HINT = "the state is saved: run the same command again to resume"
+            self._sleep(start - now)
 
 
 class WriteWindow:
     """execute_async with at most `limit` writes in flight; `drain` waits for all.
 
     Memory is bounded by the window, not by how many rows pass through. A failed write
-    is retried with exponential back-off until `retry_seconds` have passed since its
-    first try; past that, `submit` and `drain` raise FatalError, ending with `hint`
-    (what to do next).
+    is tried again as the retry policy says; once it gives up, `submit` and `drain` raise
+    its FatalError.
     """
 
-    def __init__(self, session: Session, limit: int, retry_seconds: float = 120.0, hint: str = RESUME_HINT) -> None:
+    def __init__(self, session: Session, limit: int, policy: RetryPolicy) -> None:
         self._session = session
         self._slots = threading.BoundedSemaphore(limit)
         self._limit = limit
-        self._retry_seconds = retry_seconds
-        self._hint = hint
+        self._policy = policy
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
         self.retries = 0
 
-    def _gave_up(self, exc: BaseException) -> FatalError:
-        reason = f"{type(exc).__name__}: {exc}"[:300]
-        if isinstance(exc, RETRYABLE):
-            message = (
-                f"a write still failed after {self._retry_seconds:g} s of retries (MIGRATION_RETRY_SECONDS): {reason}"
-            )
-        else:
-            message = f"a write failed: {reason}"
-        return FatalError(f"{message}; {self._hint}" if self._hint else message)
-
     def submit(self, statement: Any, params: Any) -> None:
         if self._failure is not None:
-            raise self._gave_up(self._failure)
+            raise self._policy.gave_up("a write", self._failure)
         self._slots.acquire()
         self._send(statement, params, time.monotonic(), 0)
 
@@ -101,12 +77,12 @@ class WriteWindow:
         self._slots.release()
 
     def _failed(self, exc: BaseException, statement: Any, params: Any, first_try: float, attempt: int) -> None:
-        elapsed = time.monotonic() - first_try
-        if isinstance(exc, RETRYABLE) and elapsed < self._retry_seconds:
+        if self._policy.should_retry(exc, first_try):
             with self._lock:
                 self.retries += 1
-            delay = min(10.0, 0.1 * 2**attempt) * (0.5 + random.random())
-            timer = threading.Timer(delay, self._send, (statement, params, first_try, attempt + 1))
+            timer = threading.Timer(
+                self._policy.delay(attempt), self._send, (statement, params, first_try, attempt + 1)
+            )
             timer.daemon = True
             timer.start()
             return
@@ -122,4 +98,4 @@ class WriteWindow:
         for _ in range(self._limit):
             self._slots.release()
         if self._failure is not None:
-            raise self._gave_up(self._failure)
+            raise self._policy.gave_up("a write", self._failure)

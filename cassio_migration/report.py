@@ -1,4 +1,8 @@
-"""Progress bar, run folder, closing table and JSON report."""
+"""Progress bar, run folder, the closing tables and the JSON report.
+
+A run's summary is computed from its range results: the records each range task
+stored in the state table (and, for the pass, the state table's rows themselves).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,13 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from tqdm import tqdm
+
+from .state import Counts, RangeResult, total
+from .verify import CATEGORIES, VerifyCounts
 
 
 class Progress:
@@ -61,4 +68,156 @@ def write_json(path: str, data: dict[str, Any]) -> None:
         f.write("\n")
 
 
-Echo = Callable[[str], None]
+@dataclass
+class MigrateSummary:
+    status: str
+    source: str = ""
+    target: str = ""
+    dry_run: bool = False
+    pass_number: int = 0
+    resumed: bool = False
+    ranges: int = 0
+    ranges_skipped: int = 0  # done by earlier runs of the pass
+    results: list[RangeResult] = field(default_factory=list)  # the ranges this run copied
+    pass_counts: Counts | None = None  # the whole pass, earlier runs of a resumed pass included
+    elapsed_s: float = 0.0
+    plan_s: float = 0.0
+    copy_s: float = 0.0
+    rejects_file: str | None = None
+    run_folder: str | None = None
+    error: str | None = None
+
+    @property
+    def counts(self) -> Counts:
+        return total(self.results)
+
+    @property
+    def pass_rows_rejected(self) -> int:
+        return (self.pass_counts or self.counts).rejected
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.counts.read / self.copy_s if self.copy_s > 0 else 0.0
+
+    def workers(self) -> dict[str, dict[str, float]]:
+        """Per worker process: ranges, rows, seconds spent in ranges, rows/s of the copy's time."""
+        found: dict[str, dict[str, float]] = {}
+        for r in self.results:
+            w = found.setdefault(r.worker.process, {"ranges": 0, "rows": 0, "seconds": 0.0})
+            w["ranges"] += 1
+            w["rows"] += r.counts.read
+            w["seconds"] += r.duration_s
+        for w in found.values():
+            w["rows_per_s"] = round(w["rows"] / self.copy_s, 1) if self.copy_s > 0 else 0.0
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.counts
+        return {
+            "status": self.status,
+            "source": self.source,
+            "target": self.target,
+            "dry_run": self.dry_run,
+            "pass_number": self.pass_number,
+            "resumed": self.resumed,
+            "ranges": self.ranges,
+            "ranges_copied": len(self.results),
+            "ranges_skipped": self.ranges_skipped,
+            "rows_read": c.read,
+            "rows_written": c.written,
+            "rows_rejected": c.rejected,
+            "rows_skipped": c.skipped,
+            "bytes": c.bytes,
+            "pass_rows_rejected": self.pass_rows_rejected,
+            "read_retries": sum(r.read_retries for r in self.results),
+            "write_retries": sum(r.write_retries for r in self.results),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "plan_s": self.plan_s,
+            "copy_s": self.copy_s,
+            "rows_per_s": round(self.rows_per_s, 1),
+            "rejects_file": self.rejects_file,
+            "run_folder": self.run_folder,
+            "error": self.error,
+            "workers": self.workers(),
+        }
+
+    def lines(self) -> str:
+        c, data = self.counts, self.as_dict()
+        rejected = f"{c.rejected:,}"
+        if self.pass_rows_rejected != c.rejected:
+            rejected += f" ({self.pass_rows_rejected:,} in the whole pass)"
+        rows = [
+            ("status", self.status + (" (dry run: nothing written)" if self.dry_run else "")),
+            ("source -> target", f"{self.source} -> {self.target}"),
+            ("pass", f"{self.pass_number}" + (" (resumed)" if self.resumed else "")),
+            ("ranges", f"{self.ranges} planned, {len(self.results)} copied now, {self.ranges_skipped} done before"),
+            ("rows read", f"{c.read:,}"),
+            ("rows written", f"{c.written:,}" + (" (would be)" if self.dry_run else "")),
+            ("rows rejected", rejected),
+            ("rows skipped (unchanged)", f"{c.skipped:,}"),
+            ("read = written + rejected + skipped", "yes" if c.balanced else "NO"),
+            ("plan time", f"{self.plan_s:.1f} s"),
+            ("copy time", f"{self.copy_s:.1f} s ({self.rows_per_s:,.0f} rows/s)"),
+            ("total time", f"{self.elapsed_s:.1f} s"),
+        ]
+        for name, w in sorted(data["workers"].items()):
+            rows.append(
+                (f"worker {name}", f"{w['ranges']:,.0f} ranges, {w['rows']:,.0f} rows, {w['rows_per_s']:,.0f} rows/s")
+            )
+        if data["write_retries"] or data["read_retries"]:
+            rows.append(
+                (
+                    "retries",
+                    f"{data['write_retries']} writes, {data['read_retries']} reads (the page was halved at each)",
+                )
+            )
+        if self.rejects_file:
+            rows.append(("rejects file", self.rejects_file))
+        return table(rows)
+
+
+VERIFY_LABELS = {
+    "matching": "matching",
+    "missing": "missing (in source, not in target)",
+    "different": "different",
+    "target_newer": "target newer (written by the application: not an error)",
+    "deleted_in_target": "deleted in target after the migration (by the application or expired: not an error)",
+    "extra": "extra (in target, not in source)",
+    "extra_deleted": "extra, written by the migration, deleted now (--delete-extra)",
+    "rejected": "rejected by the rules (not expected in target)",
+}
+
+
+@dataclass
+class VerifySummary:
+    source: str
+    target: str
+    counts: VerifyCounts
+    elapsed_s: float = 0.0
+
+    @property
+    def clean(self) -> bool:
+        return self.counts.clean
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": "clean" if self.clean else "differences",
+            "source": self.source,
+            "target": self.target,
+            "source_rows": self.counts.source_rows,
+            **self.counts.counts,
+            "examples": {k: v for k, v in self.counts.examples.items() if v},
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+    def lines(self) -> str:
+        rows = [
+            ("verify", "clean" if self.clean else "DIFFERENCES FOUND"),
+            ("source -> target", f"{self.source} -> {self.target}"),
+            ("source rows", f"{self.counts.source_rows:,}"),
+        ]
+        for c in CATEGORIES:
+            ex = self.counts.examples[c]
+            rows.append((VERIFY_LABELS[c], f"{self.counts.counts[c]:,}" + (f"  e.g. {', '.join(ex)}" if ex else "")))
+        rows.append(("time", f"{self.elapsed_s:.1f} s"))
+        return table(rows)

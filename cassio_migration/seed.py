@@ -29,6 +29,7 @@ from .legacy import (
     create_table_cql,
     describe_source,
 )
+from .retry import RetryPolicy
 
 _WORDS = [
     "vector",
@@ -293,7 +294,7 @@ def seed(
     if not spec.append and session.execute(f"SELECT {first_key} FROM {qualified(keyspace, table)} LIMIT 1").one():
         raise UsageError(f"{keyspace}.{table} already has rows: pass --append to add more, or use another table")
     insert, rows = _writes(raw, keyspace, table, spec)
-    window = WriteWindow(raw, concurrency, hint="")
+    window = WriteWindow(raw, concurrency, RetryPolicy(hint=""))
     written = 0
     for values in rows:
         window.submit(insert, values)

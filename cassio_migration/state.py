@@ -8,20 +8,23 @@ completed, starts a new one (the re-run after the cutover).
 from __future__ import annotations
 
 import json
+import os
+import socket
+import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
-from cassandra import InvalidRequest, ReadTimeout
+from cassandra import InvalidRequest
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
 from .cql import qualified
-from .errors import FatalError, UsageError
-from .inflight import RESUME_HINT, RETRYABLE
+from .errors import RESUME_HINT, FatalError, UsageError
 from .plan import TokenRange, check_coverage
+from .retry import RetryPolicy
 
 JOBS = "cassio_migration_jobs"
 RANGES = "cassio_migration_ranges"
@@ -37,16 +40,76 @@ class Pass:
 
 
 @dataclass(frozen=True)
+class Counts:
+    """What a range (or a run, or a pass) did with its rows: read = written + rejected + skipped."""
+
+    read: int = 0
+    written: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    bytes: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.read + other.read,
+            self.written + other.written,
+            self.rejected + other.rejected,
+            self.skipped + other.skipped,
+            self.bytes + other.bytes,
+        )
+
+    @property
+    def balanced(self) -> bool:
+        return self.read == self.written + self.rejected + self.skipped
+
+
+@dataclass(frozen=True, order=True)
+class WorkerId:
+    """The process (and thread) that ran a range; stored as `host:pid:thread`."""
+
+    host: str = ""
+    pid: int = 0
+    thread: str = ""
+
+    @classmethod
+    def current(cls) -> WorkerId:
+        return cls(socket.gethostname(), os.getpid(), threading.current_thread().name)
+
+    @classmethod
+    def parse(cls, text: str | None) -> WorkerId:
+        host, _, rest = (text or "").partition(":")
+        pid, _, thread = rest.partition(":")
+        return cls(host, int(pid) if pid.isdigit() else 0, thread)
+
+    @property
+    def process(self) -> str:
+        return f"{self.host}:{self.pid}"
+
+    def __str__(self) -> str:
+        return f"{self.process}:{self.thread}"
+
+
+@dataclass(frozen=True)
 class RangeResult:
+    """One range done: its row in the state table."""
+
     start: int
     end: int
-    rows_read: int = 0
-    rows_written: int = 0
-    rows_rejected: int = 0
-    rows_skipped: int = 0
-    bytes: int = 0
+    counts: Counts = Counts()
     duration_s: float = 0.0
-    worker: str = ""
+    worker: WorkerId = field(default_factory=WorkerId)
+    # How often a page or a write was tried again: reported by the run, not kept in the state.
+    read_retries: int = 0
+    write_retries: int = 0
+
+
+def context_differences(stored: dict[str, Any], context: dict[str, Any]) -> list[str]:
+    """What differs between a stored job context and this job's, as `key: old -> new`."""
+    return [
+        f"{k}: {stored.get(k)!r} -> {context.get(k)!r}"
+        for k in sorted(set(stored) | set(context))
+        if stored.get(k) != context.get(k)
+    ]
 
 
 def _now_ms() -> int:
@@ -54,10 +117,10 @@ def _now_ms() -> int:
 
 
 class StateStore:
-    def __init__(self, session: Session, keyspace: str, job: str, retry_seconds: float = 120.0) -> None:
+    def __init__(self, session: Session, keyspace: str, job: str, policy: RetryPolicy = RetryPolicy()) -> None:
         self.session = session
         self.job = job
-        self.retry_seconds = retry_seconds
+        self.policy = policy
         self._jobs = qualified(keyspace, JOBS)
         self._ranges = qualified(keyspace, RANGES)
 
@@ -76,25 +139,14 @@ class StateStore:
 
     def _execute(self, query: Any, params: Any = None) -> Any:
         """Execute, retrying a node that is slow or away, as the copy's own reads and writes do."""
-        first_try, attempt = time.monotonic(), 0
-        while True:
-            try:
-                return self.session.execute(query, params)
-            except (*RETRYABLE, ReadTimeout) as exc:
-                if time.monotonic() - first_try > self.retry_seconds:
-                    raise FatalError(
-                        f"recording progress in the state table still failed after {self.retry_seconds:g} s of"
-                        f" retries (MIGRATION_RETRY_SECONDS): {type(exc).__name__}: {exc}; {RESUME_HINT}"
-                    ) from None
-                time.sleep(min(10.0, 0.2 * 2**attempt))
-                attempt += 1
+        return self.policy.call("recording progress in the state table", lambda: self.session.execute(query, params))
 
     def _execute_many(self, statement: Any, params: list[tuple[Any, ...]]) -> None:
         for ok, result in execute_concurrent_with_args(
             self.session, statement, params, concurrency=32, raise_on_first_error=False
         ):
             if not ok:
-                raise FatalError(f"storing the plan failed: {result}; run the same command again")
+                raise FatalError(f"storing the plan failed: {result}; {RESUME_HINT}")
 
     def job_row(self) -> Any:
         return self._execute(f"SELECT * FROM {self._jobs} WHERE job = %s", (self.job,)).one()
@@ -110,11 +162,7 @@ class StateStore:
         if restart:
             self.discard()
             return None
-        differences = ", ".join(
-            f"{k}: {stored.get(k)!r} -> {context.get(k)!r}"
-            for k in sorted(set(stored) | set(context))
-            if stored.get(k) != context.get(k)
-        )
+        differences = ", ".join(context_differences(stored, context))
         raise UsageError(
             f"the state for target {self.job} belongs to a different job ({differences}):"
             " run with --restart to discard it, or choose another TARGET_TABLE"
@@ -159,11 +207,11 @@ class StateStore:
         check_coverage(ranges)
         return ranges, {r.range_start for r in rows if r.status == "done"}
 
-    def range_started(self, number: int, r: TokenRange, worker: str) -> None:
+    def range_started(self, number: int, r: TokenRange, worker: WorkerId) -> None:
         self._execute(
             f"UPDATE {self._ranges} SET status = 'running', started_at = %s, worker = %s"
             " WHERE job = %s AND pass_number = %s AND range_start = %s",
-            (_now_ms(), worker, self.job, number, r.start),
+            (_now_ms(), str(worker), self.job, number, r.start),
         )
 
     def range_done(self, number: int, result: RangeResult) -> None:
@@ -173,14 +221,14 @@ class StateStore:
             " rows_skipped = %s, bytes = %s, finished_at = %s, duration_ms = %s, worker = %s"
             " WHERE job = %s AND pass_number = %s AND range_start = %s",
             (
-                result.rows_read,
-                result.rows_written,
-                result.rows_rejected,
-                result.rows_skipped,
-                result.bytes,
+                result.counts.read,
+                result.counts.written,
+                result.counts.rejected,
+                result.counts.skipped,
+                result.counts.bytes,
                 _now_ms(),
                 int(result.duration_s * 1000),
-                result.worker,
+                str(result.worker),
                 self.job,
                 number,
                 result.start,
@@ -208,24 +256,25 @@ class StateStore:
             return None
         return row.copied_before_us if row is not None else None
 
-    def totals(self, number: int) -> dict[str, int]:
+    def results(self, number: int) -> list[RangeResult]:
+        """The done ranges of a pass, as their rows in the state table hold them."""
         rows = self._execute(
-            f"SELECT status, rows_read, rows_written, rows_rejected, rows_skipped FROM {self._ranges}"
-            " WHERE job = %s AND pass_number = %s",
+            f"SELECT range_start, range_end, status, rows_read, rows_written, rows_rejected, rows_skipped, bytes,"
+            f" duration_ms, worker FROM {self._ranges} WHERE job = %s AND pass_number = %s",
             (self.job, number),
         )
-        totals = {
-            "ranges": 0,
-            "ranges_done": 0,
-            "rows_read": 0,
-            "rows_written": 0,
-            "rows_rejected": 0,
-            "rows_skipped": 0,
-        }
-        for r in rows:
-            totals["ranges"] += 1
-            if r.status == "done":
-                totals["ranges_done"] += 1
-                for k in ("rows_read", "rows_written", "rows_rejected", "rows_skipped"):
-                    totals[k] += getattr(r, k) or 0
-        return totals
+        return [
+            RangeResult(
+                r.range_start,
+                r.range_end,
+                Counts(r.rows_read or 0, r.rows_written or 0, r.rows_rejected or 0, r.rows_skipped or 0, r.bytes or 0),
+                (r.duration_ms or 0) / 1000,
+                WorkerId.parse(r.worker),
+            )
+            for r in rows
+            if r.status == "done"
+        ]
+
+
+def total(results: Iterable[RangeResult]) -> Counts:
+    return sum((r.counts for r in results), Counts())

@@ -21,6 +21,7 @@ from cassio.table.tables import (
 )
 
 from .errors import SchemaError, SettingsError
+from .job import Job, MetadataIndexing
 from .legacy import VECTOR, LegacyTable, require_keyspace, table_columns
 
 # An LLM cache's rows each carry their own keys (key_desc); the table's DDL does not depend on them.
@@ -33,7 +34,7 @@ class TargetSpec:
     table: str
     key_type: str  # vector tables: uuid, text or timeuuid, as system_schema spells it
     dimension: int
-    metadata_indexing: str = "all"  # all | none | allow:a,b | deny:a,b
+    metadata_indexing: MetadataIndexing = MetadataIndexing()
     kind: str = "vector"  # the legacy kind this target takes: vector | history | kvcache
     partition_id: str | None = None  # vector tables: one partition for every row (a clustered table)
     partition_field: str | None = None  # vector tables: the partition from this metadata field
@@ -52,45 +53,37 @@ class TargetSpec:
             "kind": self.kind,
             "key_type": self.key_type,
             "dimension": self.dimension,
-            "metadata_indexing": self.metadata_indexing,
+            "metadata_indexing": str(self.metadata_indexing),
             "partition_id": self.partition_id,
             "partition_field": self.partition_field,
         }
 
 
-def target_spec(
-    source: LegacyTable,
-    keyspace: str,
-    table: str,
-    *,
-    key_to_text: bool,
-    metadata_indexing: str,
-    partition_id: str | None = None,
-    partition_field: str | None = None,
-) -> TargetSpec:
+def target_spec(source: LegacyTable, job: Job) -> TargetSpec:
+    """The target the job's source goes to; refuses options that do not fit the source's kind."""
+    keyspace, table = job.target_ks, job.target_table
     if (keyspace, table) == (source.keyspace, source.table):
         raise SettingsError("TARGET_TABLE", "is the source table itself: choose another name")
-    if source.layout is not VECTOR and (key_to_text or partition_id or partition_field):
+    key_to_text = job.target_key_type == "text"
+    if source.layout is not VECTOR and (key_to_text or job.partition_id or job.partition_field):
         raise SchemaError(
             f"{source.name} is a {source.layout.label}: TARGET_KEY_TYPE, TARGET_PARTITION_ID and"
             " TARGET_PARTITION_FIELD are for vector tables; unset them"
         )
-    if partition_id is not None and partition_field is not None:
+    if job.partition_id is not None and job.partition_field is not None:
         raise SettingsError("TARGET_PARTITION_FIELD", "goes without TARGET_PARTITION_ID: set one of them")
     if key_to_text and source.key_type not in ("uuid", "timeuuid"):
         raise SchemaError(f"{source.name} has {source.key_type} keys: TARGET_KEY_TYPE=text is for UUID keys")
-    key_type = "text" if key_to_text else source.key_type
     return TargetSpec(
-        keyspace, table, key_type, source.dimension, metadata_indexing, source.kind, partition_id, partition_field
+        keyspace,
+        table,
+        "text" if key_to_text else source.key_type,
+        source.dimension,
+        job.metadata_indexing,
+        source.kind,
+        job.partition_id,
+        job.partition_field,
     )
-
-
-def indexing_policy(value: str) -> Any:
-    """Our setting's form ('allow:a,b') in cassio's form (('allow', ['a', 'b']))."""
-    if value in ("all", "none"):
-        return value
-    mode, _, fields = value.partition(":")
-    return (mode, fields.split(","))
 
 
 def cassio_table(session: Session, spec: TargetSpec, *, provision: bool, keys: list[str] | None = None) -> Any:
@@ -111,7 +104,7 @@ def cassio_table(session: Session, spec: TargetSpec, *, provision: bool, keys: l
         return ElasticCassandraTable(keys=keys, primary_key_type=["TEXT"] * len(keys), **common)
     vector: dict[str, Any] = {
         "vector_dimension": spec.dimension,
-        "metadata_indexing": indexing_policy(spec.metadata_indexing),
+        "metadata_indexing": spec.metadata_indexing.cassio(),
         **common,
     }
     if spec.clustered_vector:

@@ -31,6 +31,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from .job import Job
 from .target import TargetSpec, cassio_table
 
 # CPython 3.11 can fail "AST constructor recursion depth mismatch" when threads parse at once.
@@ -235,13 +236,16 @@ class KVCacheTransformer(RowTransformer):
             return None  # not cassio's JSON: cannot come from the source
 
 
-def transformer_for(
-    spec: TargetSpec, session: Any, *, key_to_text: bool = False, wrap_key: str | None = None
-) -> RowTransformer:
+def transformer_for(spec: TargetSpec, session: Any, job: Job | None = None) -> RowTransformer:
     """The transformer of the target's kind, around cassio's own table object (never provisioning)."""
     if spec.kind == "kvcache":
         return KVCacheTransformer(spec, session)
     table = cassio_table(session, spec, provision=False)
     if spec.kind == "history":
         return HistoryTransformer(table)
-    return VectorTransformer(table, key_to_text=key_to_text, wrap_key=wrap_key, partition_field=spec.partition_field)
+    return VectorTransformer(
+        table,
+        key_to_text=job is not None and job.target_key_type == "text",
+        wrap_key=job.metadata_wrap_key if job is not None else None,
+        partition_field=spec.partition_field,
+    )

@@ -1,16 +1,18 @@
-"""Compare every source row with its target row as cassio 0.1.x reads it.
+"""Compare every source row with its target row as cassio 0.1.x reads it, in bounded memory.
 
-Both tables are scanned range by range. Where a target row has the same partition key
-value as its source row (a vector table keeping its key type, a chat history), a range of
-the target holds exactly the targets of the same range of the source. Elsewhere (UUID keys
-turned into TEXT, a clustered target, an LLM cache, whose keys change form) the target row
-of each source row is looked up by key, and extras by looking up their source row.
+Both tables are read range by range, a page at a time. Where a target row has the same
+partition key value as its source row (a vector table keeping its key type, a chat
+history), both scans come in token order, and they are compared as a merge: the rows of
+one token on either side, at a time. Elsewhere (UUID keys turned into TEXT, a clustered
+target, an LLM cache, whose keys change form) the target rows of a page of source rows
+are looked up by key, and the extras by looking up, a page at a time, the source rows of
+the target's own range. Memory is bounded by the pages in flight, not by a range's size.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +20,13 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
 from .connect import prepare_raw
-from .copy import CopyOptions, newest_write, row_key, scan_pages, source_select
 from .cql import qualified
+from .job import Job, RunOptions
+from .legacy import LegacyTable
 from .plan import TokenRange
+from .retry import RetryPolicy
+from .scan import newest_write, row_key, scan_pages, source_select, token_range_condition
+from .target import TargetSpec
 from .transform import Reject, transformer_for
 
 CATEGORIES = (
@@ -34,6 +40,9 @@ CATEGORIES = (
     "rejected",
 )
 EXAMPLES = 5
+LOOKUPS_IN_FLIGHT = 64
+
+Row = tuple[Any, ...]
 
 
 @dataclass
@@ -59,17 +68,69 @@ class VerifyCounts:
         return self.counts["missing"] == 0 and self.counts["different"] == 0
 
 
-def _where_key(columns: tuple[str, ...]) -> str:
-    return " AND ".join(f"{c} = ?" for c in columns)
+def classify(
+    want: dict[str, Any] | None,
+    got: dict[str, Any] | None,
+    source_ts: int | None,
+    target_ts: int | None,
+    copied_before_us: int | None,
+) -> str:
+    """One source row's verdict.
+
+    `want`: the target row the source row should give, as cassio reads it (None: the rules
+    reject it); `got`: the target row found, as cassio reads it (None: there is none);
+    `copied_before_us`: source rows written before this were copied by a completed pass.
+    """
+    if want is None or source_ts is None:
+        return "rejected"  # not compared: the rules keep it out, or a replay put the user's fix there
+    if got is None:
+        copied = copied_before_us is not None and source_ts < copied_before_us
+        return "deleted_in_target" if copied else "missing"  # a copied row gone since: the application's doing
+    if want == got:
+        return "matching"
+    if target_ts is not None and target_ts > source_ts:
+        return "target_newer"  # written after the source row: the application's, not an error
+    return "different"
 
 
-def _where_range(partition_key: tuple[str, ...]) -> str:
-    token = f"token({', '.join(partition_key)})"
-    return f"{token} > ? AND {token} <= ?"
+def migration_wrote(written_us: int | None, copied_before_us: int | None) -> bool:
+    """An extra target row was written by the migration (before the last completed pass began), not by the application."""
+    return written_us is not None and copied_before_us is not None and written_us < copied_before_us
+
+
+def by_token(pages: Iterable[list[Row]]) -> Iterator[tuple[int, list[Row]]]:
+    """Consecutive rows of one token (the last column), as (token, rows)."""
+    group: list[Row] = []
+    for page in pages:
+        for row in page:
+            if group and row[-1] != group[0][-1]:
+                yield group[0][-1], group
+                group = []
+            group.append(row)
+    if group:
+        yield group[0][-1], group
+
+
+def merged(
+    source: Iterator[tuple[int, list[Row]]], target: Iterator[tuple[int, list[Row]]]
+) -> Iterator[tuple[list[Row], list[Row]]]:
+    """(source rows, target rows) of each token found in either scan, in token order."""
+    s, t = next(source, None), next(target, None)
+    while s is not None or t is not None:
+        if t is None or (s is not None and s[0] < t[0]):
+            assert s is not None
+            yield s[1], []
+            s = next(source, None)
+        elif s is None or t[0] < s[0]:
+            yield [], t[1]
+            t = next(target, None)
+        else:
+            yield s[1], t[1]
+            s, t = next(source, None), next(target, None)
 
 
 class RangeVerifier:
-    """Compares one token range; with `delete_extra`, deletes extra rows the migration wrote.
+    """Compares one token range; with --delete-extra, deletes extra rows the migration wrote.
 
     `copied_before_us`: source rows written before this were copied by a completed pass
     (None if no pass completed). A target row that such a source row lacks was deleted
@@ -81,118 +142,133 @@ class RangeVerifier:
         self,
         source_session: Session,
         target_session: Session,
-        options: CopyOptions,
+        job: Job,
+        options: RunOptions,
+        source: LegacyTable,
+        target: TargetSpec,
         copied_before_us: int | None = None,
-        delete_extra: bool = False,
     ) -> None:
         self.options = options
+        self.policy = RetryPolicy(options.retry_seconds)
         self.copied_before_us = copied_before_us
-        self.delete_extra = delete_extra
+        self.delete_extra = options.delete_extra
         self.source = source_session
         self.target = target_session
-        self.transformer = transformer_for(
-            options.target, target_session, key_to_text=options.key_to_text, wrap_key=options.wrap_key
-        )
-        tr = self.transformer
-        layout = options.source.layout
+        self.transformer = tr = transformer_for(target, target_session, job)
+        layout = source.layout
+        self._key_width = len(layout.key)
         self._width, self._nvalues = len(layout.columns), len(layout.values)
         self._key_at = [tr.columns.index(c) for c in tr.key]
-        target = qualified(options.target.keyspace, options.target.table)
+        target_name = qualified(target.keyspace, target.table)
         written = ", ".join(f"WRITETIME({c})" for c in tr.timed)
-        select = f"SELECT {', '.join(tr.columns)}, {written} FROM {target} WHERE "
-        self.source_range = prepare_raw(source_session, source_select(options.source))
-        self.target_range = prepare_raw(target_session, select + _where_range(tr.partition_key))
-        self.target_by_key = prepare_raw(target_session, select + _where_key(tr.key))
-        self.delete = prepare_raw(target_session, f"DELETE FROM {target} USING TIMESTAMP ? WHERE {_where_key(tr.key)}")
+        token = f"token({', '.join(tr.partition_key)})"
+        # Target rows: (*columns, *writetimes, token).
+        select = f"SELECT {', '.join(tr.columns)}, {written}, {token} FROM {target_name} WHERE "
+        where_key = " AND ".join(f"{c} = ?" for c in tr.key)
+        self.source_range = prepare_raw(source_session, source_select(source, with_token=True))
+        self.target_range = prepare_raw(target_session, select + token_range_condition(tr.partition_key))
+        self.target_by_key = prepare_raw(target_session, select + where_key)
+        self.delete = prepare_raw(target_session, f"DELETE FROM {target_name} USING TIMESTAMP ? WHERE {where_key}")
         self.source_by_key = prepare_raw(
             source_session,
-            f"SELECT {layout.key[0]} FROM {qualified(options.source.keyspace, options.source.table)}"
-            f" WHERE {_where_key(layout.key)}",
+            f"SELECT {layout.key[0]} FROM {qualified(source.keyspace, source.table)}"
+            f" WHERE {' AND '.join(f'{c} = ?' for c in layout.key)}",
         )
 
-    def _target_key(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple(row[i] for i in self._key_at)
+    def _pages(self, session: Session, statement: Any, r: TokenRange, stop: threading.Event) -> Iterator[list[Row]]:
+        what = "reading the source" if session is self.source else "reading the target"
+        return scan_pages(session, statement, (r.start, r.end), self.options.page_size, self.policy, stop, what=what)
 
-    def _scan(self, session: Session, statement: Any, r: TokenRange, stop: threading.Event) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = []
-        for page in scan_pages(
-            session, statement, (r.start, r.end), self.options.page_size, self.options.retry_seconds, stop
-        ):
-            rows.extend(page)
-        return rows
+    def _target_key(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(row[i] for i in self._key_at)
 
     def verify(
         self, r: TokenRange, stop: threading.Event, progress: Callable[[int], None] | None = None
-    ) -> VerifyCounts:
+    ) -> VerifyCounts | None:
+        """One range's verdicts; None if `stop` was set before it finished."""
         out = VerifyCounts()
-        source_rows = self._scan(self.source, self.source_range, r, stop)
-        expected = [self.transformer.values(*row[: self._width]) for row in source_rows]
         if self.transformer.same_order:
-            targets = {self._target_key(row): row for row in self._scan(self.target, self.target_range, r, stop)}
+            self._merge(r, stop, progress, out)
         else:
-            keys = [self._target_key(values) for values in expected if not isinstance(values, Reject)]
-            found = execute_concurrent_with_args(self.target, self.target_by_key, keys, concurrency=64)
-            targets = {self._target_key(row): row for ok, rs in found if ok for row in rs}
-        key_width = len(self.options.source.layout.key)
-        for row, values in zip(source_rows, expected):
-            out.source_rows += 1
-            target_row = None if isinstance(values, Reject) else targets.pop(self._target_key(values), None)
-            out.add(self._classify(row, values, target_row), row_key(row, key_width))
-        extras = targets.values() if self.transformer.same_order else self._extras_by_lookup(r, stop)
-        for row in extras:
-            out.add(self._extra(row), self._target_key(row)[-1])
-        if progress:
-            progress(len(source_rows))
-        return out
+            self._look_up(r, stop, progress, out)
+        return None if stop.is_set() else out
 
-    def _classify(
-        self, source_row: tuple[Any, ...], expected: tuple[Any, ...] | Reject, target_row: tuple[Any, ...] | None
-    ) -> str:
-        source_ts, _ = newest_write(source_row, self._width, self._nvalues)
-        if isinstance(expected, Reject) or source_ts is None:
-            return "rejected"  # not compared: the rules keep it out, or a replay put the user's fix there
-        if target_row is None:
-            copied = self.copied_before_us is not None and source_ts < self.copied_before_us
-            return "deleted_in_target" if copied else "missing"
+    def _merge(
+        self, r: TokenRange, stop: threading.Event, progress: Callable[[int], None] | None, out: VerifyCounts
+    ) -> None:
+        """Both scans in token order, compared a token at a time."""
+        source = by_token(self._pages(self.source, self.source_range, r, stop))
+        target = by_token(self._pages(self.target, self.target_range, r, stop))
+        for source_rows, target_rows in merged(source, target):
+            found = {self._target_key(t): t for t in target_rows}
+            for row in source_rows:
+                expected = self.transformer.values(*row[: self._width])
+                got = None if isinstance(expected, Reject) else found.pop(self._target_key(expected), None)
+                self._judge(row, expected, got, out)
+            for extra in found.values():
+                self._extra(extra, out)
+            if progress and source_rows:
+                progress(len(source_rows))
+
+    def _look_up(
+        self, r: TokenRange, stop: threading.Event, progress: Callable[[int], None] | None, out: VerifyCounts
+    ) -> None:
+        """Each page of source rows: their target rows by key. Then the target's range: extras by their source key."""
+        for page in self._pages(self.source, self.source_range, r, stop):
+            expected = [self.transformer.values(*row[: self._width]) for row in page]
+            keys = [self._target_key(e) for e in expected if not isinstance(e, Reject)]
+            found = {
+                self._target_key(t): t for rows in self._by_key(self.target, self.target_by_key, keys) for t in rows
+            }
+            for row, e in zip(page, expected):
+                self._judge(row, e, None if isinstance(e, Reject) else found.get(self._target_key(e)), out)
+            if progress:
+                progress(len(page))
+        for page in self._pages(self.target, self.target_range, r, stop):
+            candidates: list[tuple[tuple[Any, ...], Row]] = []
+            for row in page:
+                source_key = self.transformer.source_key(self._target_key(row))
+                if source_key is None:
+                    self._extra(row, out)  # cannot come from the source
+                else:
+                    candidates.append((source_key, row))
+            found_in_source = self._by_key(self.source, self.source_by_key, [k for k, _ in candidates])
+            for (_, row), rows in zip(candidates, found_in_source):
+                if not rows:
+                    self._extra(row, out)
+
+    def _by_key(self, session: Session, statement: Any, keys: list[tuple[Any, ...]]) -> list[list[Row]]:
+        """The rows of each key, looked up concurrently (tried again as a batch if one fails)."""
+
+        def look_up() -> list[list[Row]]:
+            results = execute_concurrent_with_args(session, statement, keys, concurrency=LOOKUPS_IN_FLIGHT)
+            return [list(rows) for _, rows in results]
+
+        what = "looking up rows in the source" if session is self.source else "looking up rows in the target"
+        return self.policy.call(what, look_up)
+
+    def _judge(self, row: Row, expected: Row | Reject, got: Row | None, out: VerifyCounts) -> None:
+        out.source_rows += 1
+        source_ts, _ = newest_write(row, self._width, self._nvalues)
         columns = self.transformer.columns
-        want = self.transformer.as_read(dict(zip(columns, expected)))
-        got = self.transformer.as_read(dict(zip(columns, target_row[: len(columns)])))
-        if want == got:
-            return "matching"
-        return self._newer_or(target_row, source_ts, "different")
+        want = None if isinstance(expected, Reject) else self.transformer.as_read(dict(zip(columns, expected)))
+        read = None if got is None else self.transformer.as_read(dict(zip(columns, got[: len(columns)])))
+        verdict = classify(want, read, source_ts, self._written_at(got), self.copied_before_us)
+        out.add(verdict, row_key(row, self._key_width))
 
-    def _written_at(self, target_row: tuple[Any, ...]) -> int | None:
-        return max((t for t in target_row[len(self.transformer.columns) :] if t is not None), default=None)
+    def _written_at(self, target_row: Row | None) -> int | None:
+        if target_row is None:
+            return None
+        times = target_row[len(self.transformer.columns) : -1]  # the writetimes, before the token
+        return max((t for t in times if t is not None), default=None)
 
-    def _newer_or(self, target_row: tuple[Any, ...], source_ts: int | None, otherwise: str) -> str:
-        """A target row written after the source row is the application's: not an error."""
-        target_ts = self._written_at(target_row)
-        if target_ts is not None and (source_ts is None or target_ts > source_ts):
-            return "target_newer"
-        return otherwise
-
-    def _extra(self, target_row: tuple[Any, ...]) -> str:
+    def _extra(self, target_row: Row, out: VerifyCounts) -> None:
         """An extra row is deleted (if asked) only when the migration wrote it, never the application."""
         written = self._written_at(target_row)
-        copied_before = self.copied_before_us
-        if not self.delete_extra or written is None or copied_before is None or written >= copied_before:
-            return "extra"
-        # At the row's own write time: a newer write by the application would still win.
-        self.target.execute(self.delete, (written, *self._target_key(target_row)))
-        return "extra_deleted"
-
-    def _extras_by_lookup(self, r: TokenRange, stop: threading.Event) -> list[tuple[Any, ...]]:
-        """Target rows of this target token range whose source row does not exist."""
-        extras, candidates = [], []
-        for row in self._scan(self.target, self.target_range, r, stop):
-            source_key = self.transformer.source_key(self._target_key(row))
-            if source_key is None:
-                extras.append(row)  # cannot come from the source
-            else:
-                candidates.append((source_key, row))
-        keys = [k for k, _ in candidates]
-        found = execute_concurrent_with_args(self.source, self.source_by_key, keys, concurrency=64)
-        for (_, row), (ok, rs) in zip(candidates, found):
-            if ok and not list(rs):
-                extras.append(row)
-        return extras
+        key = self._target_key(target_row)
+        if self.delete_extra and migration_wrote(written, self.copied_before_us):
+            # At the row's own write time: a newer write by the application would still win.
+            self.policy.call("deleting an extra row", lambda: self.target.execute(self.delete, (written, *key)))
+            out.add("extra_deleted", key[-1])
+        else:
+            out.add("extra", key[-1])

@@ -47,7 +47,7 @@ def free_port():
 
 
 @pytest.fixture(scope="module")
-def running_node():
+def running_node(node):
     """Fail fast (rather than let `start` launch a node) if the session node is down."""
     result = run("status")
     if result.returncode != 0:

@@ -11,8 +11,9 @@ from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
 
-from cassio_migration.connect import ConnectionSpec, cluster_kwargs
+from cassio_migration.connect import cluster_kwargs
 from cassio_migration.errors import CredentialsError, SettingsError
+from cassio_migration.job import ConnectionSpec
 from settings import load_settings
 
 TOKEN = "AstraCS:abcdefgh:0123456789abcdef"
@@ -42,7 +43,7 @@ def test_astra_with_a_database_id_fetches_the_bundle_for_that_id(tmp_path: Path)
     asked: list[tuple[str | None, str | None]] = []
 
     def fetch(spec: ConnectionSpec) -> str:
-        asked.append((spec.astra_db_id, spec.astra_token))
+        asked.append((spec.astra_db_id, spec.astra_token.reveal() if spec.astra_token else None))
         return str(tmp_path / "downloaded.zip")
 
     kwargs = cluster_kwargs(settings.connection(), fetch_bundle=fetch)
@@ -109,7 +110,7 @@ def test_username_without_password_is_refused() -> None:
 
 def test_no_target_settings_means_one_cluster() -> None:
     clusters = load_settings({"CASSANDRA_PORT": "9100"}, None).clusters()
-    assert clusters.target is None and clusters.target_spec is clusters.source
+    assert clusters.target is None
     assert clusters.context() == {"cluster": "127.0.0.1:9100"}
 
 
@@ -168,6 +169,7 @@ def test_workers_fill_the_target_secrets_from_target_variables() -> None:
         "TARGET_CASSANDRA_PASSWORD": "dst",
     }
     filled = sent.with_secrets_from_environment({"CASSANDRA_PASSWORD": "a", "TARGET_CASSANDRA_PASSWORD": "b"})
-    assert (filled.source.password, filled.target and filled.target.password) == ("a", "b")
+    assert filled.target is not None and filled.source.password and filled.target.password
+    assert (filled.source.password.reveal(), filled.target.password.reveal()) == ("a", "b")
     with pytest.raises(CredentialsError, match="TARGET_CASSANDRA_PASSWORD is not set in this worker's environment"):
         sent.with_secrets_from_environment({"CASSANDRA_PASSWORD": "a"})

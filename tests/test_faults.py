@@ -8,11 +8,8 @@ on 9042 is never touched.
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,143 +17,46 @@ from pathlib import Path
 
 import pytest
 
-from cassio_migration.connect import ConnectionSpec, close_session, open_session
+from cassio_migration.connect import close_session, open_session
 from cassio_migration.cql import qualified
-from tests.conftest import ROOT, SCRIPT, script_env
+from cassio_migration.job import ConnectionSpec
+from tests.helpers import (
+    OwnNode,
+    one_error_line,
+    own_node,
+    range_rows,
+    report_of,
+    run_script,
+    script_env,
+    start_script,
+    wait_for_ranges,
+)
 
 pytestmark = pytest.mark.slow
 
 FAULT_PORT = 9043
 
 
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-class OwnNode:
-    """A Cassandra node of a test's own: scripts/cassandra.sh with its own port and workdir.
-
-    The jars are shared with the repository's cache (a symlink), so no Maven run is needed.
-    Only this node is ever stopped: the script stops the pid recorded in this workdir.
-    """
-
-    def __init__(self, port: int, workdir: Path, **env: str) -> None:
-        self.port = port
-        self.workdir = workdir
-        self.extra = env
-        workdir.mkdir(parents=True, exist_ok=True)
-        cached = Path(os.environ.get("CASSANDRA_WORKDIR", ROOT / ".cassandra")) / "lib"
-        if (cached / ".complete").is_file() and not (workdir / "lib").exists():
-            (workdir / "lib").symlink_to(cached.resolve(), target_is_directory=True)
-
-    @property
-    def env(self) -> dict[str, str]:
-        # None of the caller's CASSANDRA_* settings (auth, TLS, storage port) leaks into this node.
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("CASSANDRA_")}
-        return {
-            **inherited,
-            "CASSANDRA_PORT": str(self.port),
-            "CASSANDRA_WORKDIR": str(self.workdir),
-            "CASSANDRA_FAST_UNSAFE": "1",
-            **self.extra,
-        }
-
-    def script(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["bash", str(SCRIPT), *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-
-    def start(self) -> None:
-        result = self.script("start")
-        assert result.returncode == 0, f"node on {self.port} did not start: {result.stdout}{result.stderr}"
-        # Never run a test against a node that was already there (another engineer's).
-        assert "Reusing" not in result.stdout or "ours" in result.stdout, result.stdout
-
-    def stop(self, *, wipe: bool = False) -> None:
-        result = self.script("stop", *(["--wipe"] if wipe else []))
-        assert result.returncode == 0, result.stdout + result.stderr
-
-    def spec(self) -> ConnectionSpec:
-        return ConnectionSpec(port=self.port)
-
-
-def own_node(port: int, workdir: Path, **env: str) -> Iterator[OwnNode]:
-    """Start a node of our own on `port`; stop it with --wipe however the tests end."""
-    if port_open(port):
-        pytest.fail(f"port {port} is already in use: this test needs it for a node of its own")
-    node = OwnNode(port, workdir, **env)
-    try:
-        node.start()
-        yield node
-    finally:
-        node.stop(wipe=True)
-
-
-def bundle_env(port: int, keyspace: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return script_env(keyspace, tmp_path, port=port, **extra)
-
-
-def run_script(script: str, env: dict[str, str], cwd: Path, *args: str, timeout: float = 300) -> tuple[int, str, str]:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / script), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
-    )
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def report_of(script: str, env: dict[str, str], cwd: Path, *args: str, report: str) -> dict:
-    """Run a script that must succeed (exit 0) with --quiet --report; its report."""
-    code, out, err = run_script(script, env, cwd, *args, "--quiet", "--report", str(cwd / report))
-    assert code == 0, out + err
-    return json.loads((cwd / report).read_text())
-
-
-def start_script(script: str, env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / script), *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def ranges_done(spec: ConnectionSpec, keyspace: str) -> tuple[int, int]:
     """(done, planned) ranges of the job's running or last pass."""
     s = open_session(spec)
     try:
-        rows = list(s.execute(f"SELECT status FROM {qualified(keyspace, 'cassio_migration_ranges')}"))
+        rows = range_rows(s, keyspace)
     finally:
         close_session(s)
     return sum(1 for r in rows if r.status == "done"), len(rows)
 
 
 def wait_for_progress(spec: ConnectionSpec, keyspace: str, proc: subprocess.Popen[str], at_least: int) -> int:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            done, _ = ranges_done(spec, keyspace)
-        except Exception:  # the state tables may not exist yet
-            done = 0
-        if done >= at_least:
-            return done
-        time.sleep(0.1)
-    out, err = proc.communicate() if proc.poll() is not None else ("", "")
-    raise AssertionError(f"the migration did not get far enough (exit {proc.poll()}): {out}{err}")
-
-
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("error: "), lines
-    return lines[0]
+    s = open_session(spec)
+    try:
+        return wait_for_ranges(s, keyspace, proc, at_least, timeout=90)
+    finally:
+        close_session(s)
 
 
 @pytest.fixture(scope="module")
-def fault_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnNode]:
+def fault_node(node: ConnectionSpec, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnNode]:
     yield from own_node(FAULT_PORT, tmp_path_factory.mktemp("node-faults"))
 
 
@@ -168,9 +68,8 @@ def fault_keyspace(fault_node: OwnNode) -> str:
 def test_node_stopped_mid_copy_and_restarted_the_run_finishes_clean(
     fault_node: OwnNode, fault_keyspace: str, tmp_path: Path
 ) -> None:
-    env = bundle_env(fault_node.port, fault_keyspace, tmp_path, MIGRATION_RETRY_SECONDS="90")
-    code, _, err = run_script("create.py", env, tmp_path, "--rows", "3000", "--quiet")
-    assert code == 0, err
+    env = script_env(fault_keyspace, tmp_path, port=fault_node.port, MIGRATION_RETRY_SECONDS="90")
+    assert run_script("create.py", env, tmp_path, "--rows", "3000", "--quiet").code == 0
 
     report = tmp_path / "m.json"
     proc = start_script("migrate.py", env, tmp_path, "--quiet", "--rate-limit", "500", "--report", str(report))
@@ -200,9 +99,8 @@ def test_node_stopped_mid_copy_and_restarted_the_run_finishes_clean(
 def test_node_stays_down_exit_3_with_state_saved_then_resume(
     fault_node: OwnNode, fault_keyspace: str, tmp_path: Path
 ) -> None:
-    env = bundle_env(fault_node.port, fault_keyspace, tmp_path, MIGRATION_RETRY_SECONDS="5")
-    code, _, err = run_script("create.py", env, tmp_path, "--rows", "3000", "--quiet")
-    assert code == 0, err
+    env = script_env(fault_keyspace, tmp_path, port=fault_node.port, MIGRATION_RETRY_SECONDS="5")
+    assert run_script("create.py", env, tmp_path, "--rows", "3000", "--quiet").code == 0
 
     proc = start_script("migrate.py", env, tmp_path, "--quiet", "--rate-limit", "500")
     try:
@@ -226,8 +124,8 @@ def test_node_stays_down_exit_3_with_state_saved_then_resume(
     assert done_before <= done < planned
 
     report = tmp_path / "r.json"
-    code, out, err = run_script("migrate.py", env, tmp_path, "--quiet", "--report", str(report))
-    assert code == 0, out + err
+    resumed = run_script("migrate.py", env, tmp_path, "--quiet", "--report", str(report))
+    assert resumed.code == 0, resumed.out + resumed.err
     data = json.loads(report.read_text())
     assert data["resumed"] is True and data["pass_number"] == 1, data
     assert data["ranges_skipped"] >= done_before and data["ranges_copied"] + data["ranges_skipped"] == data["ranges"]
@@ -242,9 +140,9 @@ def test_one_megabyte_documents_are_migrated_and_verified(
 ) -> None:
     # On this module's node rather than the shared one: dropping 30 MB from a busy shared
     # node took over a minute, and this node is wiped at the end anyway.
-    env = bundle_env(fault_node.port, fault_keyspace, tmp_path)
-    code, out, err = run_script("create.py", env, tmp_path, "--rows", "0", "--quiet")
-    assert code == 0, out + err
+    env = script_env(fault_keyspace, tmp_path, port=fault_node.port)
+    created = run_script("create.py", env, tmp_path, "--rows", "0", "--quiet")
+    assert created.code == 0, created.out + created.err
     session = open_session(fault_node.spec())
     try:
         insert = session.prepare(

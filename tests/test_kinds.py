@@ -17,10 +17,7 @@ from cassio.table.tables import ClusteredMetadataVectorCassandraTable, ElasticCa
 
 from cassio_migration.cql import qualified
 from cassio_migration.seed import dirty_row_count
-
-
-def report(path: Path) -> dict:
-    return json.loads(path.read_text())
+from tests.helpers import read_report
 
 
 def rows(session: Session, keyspace: str, table: str, columns: str) -> list:
@@ -45,7 +42,7 @@ def test_chat_history_migrates_with_write_times_and_ttls(
     result = bundle("migrate.py", "--report", str(tmp_path / "m.json"))
     assert result.code == 1, result.err  # the NULL-blob rows are rejected, and said so
     assert f"source {keyspace}.legacy: legacy cassio chat history table (0.0.x StoredBlobHistory)" in result.out
-    data = report(tmp_path / "m.json")
+    data = read_report(tmp_path / "m.json")
     assert (data["rows_read"], data["rows_written"], data["rows_rejected"]) == (
         300 + dirty_row_count("history"),
         300,
@@ -81,11 +78,11 @@ def test_chat_history_migrates_with_write_times_and_ttls(
     assert any(r.ttl for r in source.values())
 
     verified = bundle("migrate.py", "--verify", "--quiet", "--report", str(tmp_path / "v.json"))
-    v = report(tmp_path / "v.json")
+    v = read_report(tmp_path / "v.json")
     assert verified.code == 0 and (v["matching"], v["rejected"], v["missing"]) == (300, 3, 0)
 
     again = bundle("migrate.py", "--quiet", "--report", str(tmp_path / "again.json"))
-    assert again.code == 1 and report(tmp_path / "again.json")["rows_skipped"] == 300  # a new pass, nothing new
+    assert again.code == 1 and read_report(tmp_path / "again.json")["rows_skipped"] == 300  # a new pass, nothing new
 
 
 def test_chat_history_reads_back_through_cassio_0_1(bundle, session: Session, keyspace: str) -> None:
@@ -117,7 +114,7 @@ def test_llm_cache_migrates_and_reads_back_through_cassio_0_1(
     result = bundle("migrate.py", "--report", str(tmp_path / "m.json"))
     assert result.code == 1, result.err
     assert f"source {keyspace}.legacy: legacy cassio LLM cache table (0.0.x KVCache)" in result.out
-    data = report(tmp_path / "m.json")
+    data = read_report(tmp_path / "m.json")
     assert (data["rows_written"], data["rows_rejected"]) == (200, dirty_row_count("kvcache"))
     rejects = [json.loads(line) for line in Path(data["rejects_file"]).read_text().splitlines()]
     assert {r["reason"] for r in rejects} == {"cache_key_malformed"}
@@ -144,7 +141,7 @@ def test_llm_cache_migrates_and_reads_back_through_cassio_0_1(
     assert cache.get(llm_string="never", prompt="cached") is None
 
     verified = bundle("migrate.py", "--verify", "--quiet", "--report", str(tmp_path / "v.json"))
-    v = report(tmp_path / "v.json")
+    v = read_report(tmp_path / "v.json")
     assert verified.code == 0 and (v["matching"], v["rejected"], v["missing"], v["extra"]) == (200, 6, 0, 0)
 
 
@@ -154,7 +151,7 @@ def test_llm_cache_rejects_replay_once_fixed_and_extras_are_found(
     assert bundle("create.py", "--kind", "kvcache", "--rows", "20", "--dirty", "-q").code == 0
     first = bundle("migrate.py", "--quiet", "--report", str(tmp_path / "m.json"))
     assert first.code == 1
-    rejects = Path(report(tmp_path / "m.json")["rejects_file"])
+    rejects = Path(read_report(tmp_path / "m.json")["rejects_file"])
     fixed = tmp_path / "fixed.jsonl"
     records = [json.loads(line) for line in rejects.read_text().splitlines()]
     for n, record in enumerate(records):
@@ -162,7 +159,7 @@ def test_llm_cache_rejects_replay_once_fixed_and_extras_are_found(
     fixed.write_text("".join(json.dumps(r) + "\n" for r in records))
     replayed = bundle("migrate.py", "--replay", str(fixed), "--quiet", "--report", str(tmp_path / "r.json"))
     assert replayed.code == 0, replayed.err
-    assert report(tmp_path / "r.json")["rows_written"] == len(records) == 6
+    assert read_report(tmp_path / "r.json")["rows_written"] == len(records) == 6
     found = session.execute(
         f"SELECT body_blob FROM {qualified(keyspace, 'migrated')} WHERE key_desc = %s AND key_vals = %s",
         ('["llm_string","prompt"]', json.dumps(["fixed llm", "fixed prompt 0"], separators=(",", ":"))),
@@ -170,7 +167,7 @@ def test_llm_cache_rejects_replay_once_fixed_and_extras_are_found(
     assert found is not None and found.body_blob == "dirty"
     # The replayed rows have no source row of that key: verify finds them as extras (by looking the source up).
     v = bundle("migrate.py", "--verify", "--quiet", "--report", str(tmp_path / "v.json"))
-    assert v.code == 0 and report(tmp_path / "v.json")["extra"] == 6
+    assert v.code == 0 and read_report(tmp_path / "v.json")["extra"] == 6
 
 
 def test_vector_table_into_one_partition_of_a_clustered_table(
@@ -179,7 +176,7 @@ def test_vector_table_into_one_partition_of_a_clustered_table(
     assert bundle("create.py", "--rows", "80", "-q").code == 0
     result = bundle("migrate.py", "--partition-id", "docs", "--quiet", "--report", str(tmp_path / "m.json"))
     assert result.code == 0, result.err
-    assert report(tmp_path / "m.json")["rows_written"] == 80
+    assert read_report(tmp_path / "m.json")["rows_written"] == 80
     cols = columns_of(session, keyspace, "migrated")
     assert (cols["partition_id"][:2], cols["row_id"][:2]) == (("partition_key", "text"), ("clustering", "uuid"))
     app = ClusteredMetadataVectorCassandraTable(
@@ -200,7 +197,7 @@ def test_vector_table_into_one_partition_of_a_clustered_table(
     verified = bundle(
         "migrate.py", "--verify", "--partition-id", "docs", "--quiet", "--report", str(tmp_path / "v.json")
     )
-    assert verified.code == 0 and report(tmp_path / "v.json")["matching"] == 80
+    assert verified.code == 0 and read_report(tmp_path / "v.json")["matching"] == 80
 
 
 def test_vector_table_partitioned_by_a_metadata_field_with_an_allow_list(
@@ -209,7 +206,7 @@ def test_vector_table_partitioned_by_a_metadata_field_with_an_allow_list(
     assert bundle("create.py", "--rows", "200", "-q").code == 0
     env = {"TARGET_PARTITION_FIELD": "source", "METADATA_INDEXING": "allow:source,page"}
     result = bundle("migrate.py", "--quiet", "--report", str(tmp_path / "m.json"), **env)
-    data = report(tmp_path / "m.json")
+    data = read_report(tmp_path / "m.json")
     source = rows(session, keyspace, "legacy", "document_id, metadata_blob")
     lacking = [r for r in source if "source" not in json.loads(r.metadata_blob)]
     assert lacking  # the seed leaves some metadata empty
@@ -227,7 +224,7 @@ def test_vector_table_partitioned_by_a_metadata_field_with_an_allow_list(
     assert len({r.partition_id for r in target}) > 1
 
     verified = bundle("migrate.py", "--verify", "--quiet", "--report", str(tmp_path / "v.json"), **env)
-    v = report(tmp_path / "v.json")
+    v = read_report(tmp_path / "v.json")
     assert verified.code == 0 and (v["matching"], v["rejected"]) == (200 - len(lacking), len(lacking))
 
 
@@ -259,8 +256,8 @@ def test_llm_cache_run_stopped_by_the_error_budget_resumes(bundle, keyspace: str
     resumed = bundle("migrate.py", "--splits", "64", "--report", str(tmp_path / "r.json"))
     assert resumed.code == 1, resumed.err
     assert "resuming" in resumed.out
-    data = report(tmp_path / "r.json")
+    data = read_report(tmp_path / "r.json")
     assert data["resumed"] is True and data["ranges_skipped"] > 0 and data["rows_read"] < 400
     verified = bundle("migrate.py", "--verify", "--quiet", "--report", str(tmp_path / "v.json"))
-    v = report(tmp_path / "v.json")
+    v = read_report(tmp_path / "v.json")
     assert verified.code == 0 and (v["matching"], v["missing"], v["rejected"]) == (400, 0, 6)

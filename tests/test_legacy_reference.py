@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cassandra.cluster import Session
 
-from tests.conftest import PORT
+from tests.helpers import PORT
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import pytest
 from cassandra.cluster import Session
 
 from cassio_migration.cql import qualified
-from tests.test_resume import start_migration
+from tests.helpers import start_migration
 
 pytestmark = pytest.mark.slow
 

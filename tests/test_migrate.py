@@ -13,6 +13,7 @@ from cassio.table.tables import MetadataVectorCassandraTable
 
 from cassio_migration.cql import qualified
 from cassio_migration.seed import DIRTY_KINDS, dirty_row_count
+from tests.helpers import read_report
 
 KEY_TYPES = ["uuid", "text", "autoid"]
 
@@ -33,10 +34,6 @@ def app_table(session: Session, keyspace: str, table: str) -> MetadataVectorCass
     )
 
 
-def report(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
 @pytest.mark.parametrize("key_type", KEY_TYPES)
 def test_create_migrate_verify_clean(bundle, session: Session, keyspace: str, tmp_path: Path, key_type: str) -> None:
     created = bundle("create.py", "--rows", "300", "--key-type", key_type, "--quiet")
@@ -45,14 +42,14 @@ def test_create_migrate_verify_clean(bundle, session: Session, keyspace: str, tm
 
     migrated = bundle("migrate.py", "--quiet", "--report", str(tmp_path / "m.json"))
     assert migrated.code == 0, migrated.err
-    data = report(tmp_path / "m.json")
+    data = read_report(tmp_path / "m.json")
     assert (data["status"], data["rows_read"], data["rows_written"], data["rows_rejected"]) == ("done", 300, 300, 0)
     assert data["rows_per_s"] > 0 and data["elapsed_s"] > 0 and data["rejects_file"] is None
     assert count(session, keyspace, "migrated") == 300
 
     verified = bundle("migrate.py", "--verify", "--quiet", "--report", str(tmp_path / "v.json"))
     assert verified.code == 0, verified.out + verified.err
-    v = report(tmp_path / "v.json")
+    v = read_report(tmp_path / "v.json")
     assert (v["status"], v["matching"], v["missing"], v["different"], v["extra"]) == ("clean", 300, 0, 0, 0)
 
 
@@ -62,7 +59,7 @@ def test_dirty_rows_are_rejected_with_reasons_and_accounted_for(
     assert bundle("create.py", "--rows", "50", "--dirty", "--quiet").code == 0
     migrated = bundle("migrate.py", "--quiet", "--report", str(tmp_path / "m.json"))
     assert migrated.code == 1, migrated.err  # done, with rejected rows
-    data = report(tmp_path / "m.json")
+    data = read_report(tmp_path / "m.json")
     total = 50 + dirty_row_count()
     # Rejected: malformed JSON and JSON list / number (3 rows each); the rest is migrated.
     assert data["rows_read"] == total
@@ -76,7 +73,7 @@ def test_dirty_rows_are_rejected_with_reasons_and_accounted_for(
 
     verified = bundle("migrate.py", "--verify", "--quiet", "--report", str(tmp_path / "v.json"))
     assert verified.code == 0, verified.out
-    v = report(tmp_path / "v.json")
+    v = read_report(tmp_path / "v.json")
     assert (v["matching"], v["rejected"], v["missing"], v["different"]) == (total - 9, 9, 0, 0)
 
 
@@ -189,7 +186,7 @@ def test_rerun_after_cutover_keeps_updates_and_deletions(
 
     rerun = bundle("migrate.py", "--full", "--quiet", "--report", str(tmp_path / "m.json"))
     assert rerun.code == 0, rerun.err
-    assert report(tmp_path / "m.json")["rows_written"] == 100  # --full rewrote every row ...
+    assert read_report(tmp_path / "m.json")["rows_written"] == 100  # --full rewrote every row ...
     for key in updated:  # ... yet the application's newer writes stand
         row = app.get(row_id=key)
         assert row is not None and row["body_blob"] == "edited by the app" and row["metadata"] == {"edited": "true"}
@@ -197,7 +194,7 @@ def test_rerun_after_cutover_keeps_updates_and_deletions(
         assert app.get(row_id=key) is None
 
     verified = bundle("migrate.py", "--verify", "--quiet", "--report", str(tmp_path / "v.json"))
-    v = report(tmp_path / "v.json")
+    v = read_report(tmp_path / "v.json")
     assert v["target_newer"] == 2 and v["different"] == 0
     assert sorted(v["examples"]["target_newer"]) == sorted(str(k) for k in updated)
     assert (v["deleted_in_target"], v["missing"]) == (2, 0)  # deleted by the app after the migration
@@ -215,17 +212,17 @@ def test_rerun_copies_only_rows_written_since(bundle, session: Session, keyspace
     for i in range(100):  # rows the application wrote an hour ago
         session.execute(insert, (uuid.uuid4(), [1.0 + i] * 16, f"old {i}", "{}", hour_ago))
     first = bundle("migrate.py", "--quiet", "--report", str(tmp_path / "1.json"))
-    assert first.code == 0 and report(tmp_path / "1.json")["rows_written"] == 100
+    assert first.code == 0 and read_report(tmp_path / "1.json")["rows_written"] == 100
     for i in range(10):  # rows written after the first pass
         session.execute(insert, (uuid.uuid4(), [2.0 + i] * 16, f"new {i}", "{}", int(time.time() * 1e6)))
 
     rerun = bundle("migrate.py", "--quiet", "--report", str(tmp_path / "2.json"))
     assert rerun.code == 0, rerun.err
-    data = report(tmp_path / "2.json")
+    data = read_report(tmp_path / "2.json")
     assert (data["pass_number"], data["rows_read"], data["rows_written"], data["rows_skipped"]) == (2, 110, 10, 100)
     assert "rows skipped (unchanged)" in rerun.out
     full = bundle("migrate.py", "--full", "--quiet", "--report", str(tmp_path / "3.json"))
-    assert full.code == 0 and report(tmp_path / "3.json")["rows_written"] == 110
+    assert full.code == 0 and read_report(tmp_path / "3.json")["rows_written"] == 110
     assert bundle("migrate.py", "--verify", "--quiet").code == 0
 
 
@@ -264,7 +261,7 @@ def test_dry_run_writes_nothing(bundle, session: Session, keyspace: str, tmp_pat
     assert bundle("create.py", "--rows", "30", "--dirty", "--quiet").code == 0
     result = bundle("migrate.py", "--dry-run", "--quiet", "--report", str(tmp_path / "d.json"))
     assert result.code == 1  # it would reject the dirty rows
-    data = report(tmp_path / "d.json")
+    data = read_report(tmp_path / "d.json")
     assert data["dry_run"] is True and data["rows_read"] == 30 + dirty_row_count() and data["rows_rejected"] == 9
     tables = {
         r.table_name
@@ -314,12 +311,12 @@ def test_delete_extra_removes_only_rows_the_migration_wrote(
     app.put(row_id=new_key, body_blob="written by the app after the cutover", vector=[0.3] * 16, metadata={})
 
     listed = bundle("migrate.py", "--verify", "--quiet", "--report", str(tmp_path / "v1.json"))
-    v1 = report(tmp_path / "v1.json")
+    v1 = read_report(tmp_path / "v1.json")
     assert (listed.code, v1["extra"], v1["extra_deleted"]) == (0, 4, 0)
     assert sorted(v1["examples"]["extra"]) == sorted(str(k) for k in [*gone, new_key])
 
     deleted = bundle("migrate.py", "--verify", "--delete-extra", "--quiet", "--report", str(tmp_path / "v2.json"))
-    v2 = report(tmp_path / "v2.json")
+    v2 = read_report(tmp_path / "v2.json")
     assert (deleted.code, v2["extra"], v2["extra_deleted"]) == (0, 1, 3)
     assert all(app.get(row_id=k) is None for k in gone)
     assert app.get(row_id=new_key) is not None  # the application's row stays
@@ -339,7 +336,7 @@ def test_error_budget(bundle, session: Session, keyspace: str, tmp_path: Path) -
     assert share.code == 3 and "more than the 1.00% allowed" in share.err
     within = bundle("migrate.py", "--quiet", "--max-errors", "20%", "--report", str(tmp_path / "m.json"))
     assert within.code == 1, within.err  # 9 of 74 rows: within 20%, done with rejected rows
-    data = report(tmp_path / "m.json")
+    data = read_report(tmp_path / "m.json")
     assert data["resumed"] is True and data["pass_rows_rejected"] == 9
     bad = bundle("migrate.py", "--max-errors", "lots")
     assert bad.code == 2 and bad.err.startswith("error: --max-errors: 'lots'")
@@ -349,7 +346,7 @@ def test_fixed_rejects_replay(bundle, session: Session, keyspace: str, tmp_path:
     assert bundle("create.py", "--rows", "20", "--dirty", "--quiet").code == 0
     first = bundle("migrate.py", "--quiet", "--report", str(tmp_path / "m.json"))
     assert first.code == 1
-    rejects = Path(report(tmp_path / "m.json")["rejects_file"])
+    rejects = Path(read_report(tmp_path / "m.json")["rejects_file"])
     fixed = tmp_path / "fixed.jsonl"
     lines = [json.loads(line) for line in rejects.read_text().splitlines()]
     for record in lines:  # the user fixes the rows in the file
@@ -357,7 +354,7 @@ def test_fixed_rejects_replay(bundle, session: Session, keyspace: str, tmp_path:
     fixed.write_text("".join(json.dumps(r) + "\n" for r in lines))
     replayed = bundle("migrate.py", "--replay", str(fixed), "--quiet", "--report", str(tmp_path / "r.json"))
     assert replayed.code == 0, replayed.err
-    data = report(tmp_path / "r.json")
+    data = read_report(tmp_path / "r.json")
     assert (data["rows_read"], data["rows_written"], data["rows_rejected"]) == (9, 9, 0)
     app = app_table(session, keyspace, "migrated")
     for record in lines:

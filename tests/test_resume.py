@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,49 +12,20 @@ from cassandra.cluster import Session
 
 from cassio_migration.cql import qualified
 from cassio_migration.plan import TokenRange, check_coverage
-from tests.conftest import ROOT, script_env
+from tests.helpers import range_rows, start_migration, wait_for_ranges
 
 pytestmark = pytest.mark.slow
 
 
-def env_for(keyspace: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return script_env(keyspace, tmp_path, **extra)
-
-
 def ranges_done(session: Session, keyspace: str) -> int:
-    rows = session.execute(f"SELECT status FROM {qualified(keyspace, 'cassio_migration_ranges')}")
-    return sum(1 for r in rows if r.status == "done")
-
-
-def start_migration(keyspace: str, tmp_path: Path, *args: str, **extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "migrate.py"), "--quiet", *args],
-        cwd=tmp_path,
-        env=env_for(keyspace, tmp_path, **extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for_some_ranges(session: Session, keyspace: str, proc: subprocess.Popen[str], at_least: int) -> int:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            done = ranges_done(session, keyspace)
-        except Exception:  # the state table may not exist yet
-            done = 0
-        if done >= at_least:
-            return done
-        time.sleep(0.05)
-    raise AssertionError(f"the migration did not get far enough (exit {proc.poll()})")
+    return sum(1 for r in range_rows(session, keyspace) if r.status == "done")
 
 
 def test_kill_9_then_resume_then_verify_clean(bundle, session: Session, keyspace: str, tmp_path: Path) -> None:
     assert bundle("create.py", "--rows", "3000", "--quiet").code == 0
     # A rate limit keeps the run long enough to be killed in the middle.
     proc = start_migration(keyspace, tmp_path, "--splits", "64", "--rate-limit", "1000")
-    wait_for_some_ranges(session, keyspace, proc, random.randint(3, 30))
+    wait_for_ranges(session, keyspace, proc, random.randint(3, 30))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = ranges_done(session, keyspace)
@@ -76,7 +44,7 @@ def test_kill_9_then_resume_then_verify_clean(bundle, session: Session, keyspace
 def test_ctrl_c_saves_state_and_exits_130(bundle, session: Session, keyspace: str, tmp_path: Path) -> None:
     assert bundle("create.py", "--rows", "2000", "--quiet").code == 0
     proc = start_migration(keyspace, tmp_path, "--splits", "32", "--rate-limit", "500")
-    wait_for_some_ranges(session, keyspace, proc, 2)
+    wait_for_ranges(session, keyspace, proc, 2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from cassio_migration.connect import ConnectionSpec, close_session, open_session
+from cassio_migration.connect import close_session, open_session
 from cassio_migration.cql import qualified
-from tests.test_faults import OwnNode, bundle_env, one_error_line, port_open, report_of, run_script
+from cassio_migration.job import ConnectionSpec, Secret
+from tests.helpers import OwnNode, one_error_line, port_open, report_of, run_script, script_env
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +57,7 @@ def make_certificate(folder: Path, name: str) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, OwnNode | Path]]:
+def nodes(node: ConnectionSpec, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, OwnNode | Path]]:
     """A password node and a TLS-only node, started (and stopped) side by side to save time."""
     for port in (AUTH_PORT, TLS_PORT):
         if port_open(port):
@@ -101,7 +102,9 @@ def test_wrong_password_exit_2_naming_the_credentials_then_right_password_works(
     auth_node: OwnNode, tmp_path: Path
 ) -> None:
     keyspace = new_keyspace()
-    wrong = bundle_env(AUTH_PORT, keyspace, tmp_path, CASSANDRA_USERNAME="cassandra", CASSANDRA_PASSWORD=WRONG_PASSWORD)
+    wrong = script_env(
+        keyspace, tmp_path, port=AUTH_PORT, CASSANDRA_USERNAME="cassandra", CASSANDRA_PASSWORD=WRONG_PASSWORD
+    )
     for script, args in (("migrate.py", ()), ("create.py", ("--rows", "10"))):
         code, out, err = run_script(script, wrong, tmp_path, *args)
         assert code == 2, (script, out, err)
@@ -111,7 +114,7 @@ def test_wrong_password_exit_2_naming_the_credentials_then_right_password_works(
     assert not (tmp_path / "last-error.txt").exists()
 
     # No credentials at all against a password node: refused too, not a crash.
-    code, out, err = run_script("migrate.py", bundle_env(AUTH_PORT, keyspace, tmp_path), tmp_path)
+    code, out, err = run_script("migrate.py", script_env(keyspace, tmp_path, port=AUTH_PORT), tmp_path)
     assert code == 2, out + err
     assert "CASSANDRA_USERNAME" in one_error_line(err)
 
@@ -125,7 +128,7 @@ def test_wrong_password_exit_2_naming_the_credentials_then_right_password_works(
 
 
 def test_the_password_appears_in_no_output_file_or_state_row(auth_node: OwnNode, tmp_path: Path) -> None:
-    admin = open_session(ConnectionSpec(port=AUTH_PORT, username="cassandra", password="cassandra"))
+    admin = open_session(ConnectionSpec(port=AUTH_PORT, username="cassandra", password=Secret("cassandra")))
     try:
         admin.execute(
             f"CREATE ROLE IF NOT EXISTS app WITH PASSWORD = '{APP_PASSWORD}' AND LOGIN = true AND SUPERUSER = true"
@@ -137,7 +140,7 @@ def test_the_password_appears_in_no_output_file_or_state_row(auth_node: OwnNode,
     cwd = tmp_path / "work"
     cwd.mkdir()
     report = tmp_path / "verify-report.json"
-    env = bundle_env(AUTH_PORT, keyspace, cwd, CASSANDRA_USERNAME="app", CASSANDRA_PASSWORD=APP_PASSWORD)
+    env = script_env(keyspace, cwd, port=AUTH_PORT, CASSANDRA_USERNAME="app", CASSANDRA_PASSWORD=APP_PASSWORD)
     assert not any(k.startswith("ASTRA") for k in env)
     outputs: list[str] = []
     for script, args, extra, expected in (
@@ -157,7 +160,7 @@ def test_the_password_appears_in_no_output_file_or_state_row(auth_node: OwnNode,
     assert {"report.json", "rejects.jsonl", "migrate-report.json", "verify-report.json"} <= names, names
     assert all(p.is_relative_to(cwd / "runs") or p.parent == cwd or p == report for p in files)
 
-    admin = open_session(ConnectionSpec(port=AUTH_PORT, username="cassandra", password="cassandra"))
+    admin = open_session(ConnectionSpec(port=AUTH_PORT, username="cassandra", password=Secret("cassandra")))
     try:
         state_rows = [
             row
@@ -189,7 +192,7 @@ def test_the_password_appears_in_no_output_file_or_state_row(auth_node: OwnNode,
 )
 def test_names_are_validated_before_any_connection(tmp_path: Path, variable: str, value: str) -> None:
     assert not port_open(NO_NODE_PORT)
-    env = {**bundle_env(NO_NODE_PORT, "ks", tmp_path), variable: value}
+    env = {**script_env("ks", tmp_path, port=NO_NODE_PORT), variable: value}
     for script in ("migrate.py", "create.py"):
         code, out, err = run_script(script, env, tmp_path, timeout=60)
         assert code == 2, (script, out, err)
@@ -204,7 +207,7 @@ def test_tls_with_the_ca_works_and_without_it_the_client_cannot_connect(
 ) -> None:
     _, cert = tls_node
     keyspace = new_keyspace()
-    plain = bundle_env(TLS_PORT, keyspace, tmp_path)
+    plain = script_env(keyspace, tmp_path, port=TLS_PORT)
     env = {**plain, "CASSANDRA_TLS_CA_FILE": str(cert)}
 
     code, out, err = run_script("create.py", env, tmp_path, "--rows", "200", "--quiet")

@@ -6,11 +6,14 @@ import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from dotenv import dotenv_values
 
+import migrate
 import settings
 from cassio_migration.errors import EXIT_USAGE, SettingsError
-from settings import VARIABLES, Settings, load_settings
+from cassio_migration.job import MaxErrors, MetadataIndexing, Secret
+from settings import VARIABLES, Settings, load_settings, template_env
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.env"
 
@@ -50,7 +53,8 @@ def test_defaults_with_empty_environment_and_no_dotenv():
     assert s.rate_limit == 0.0
     assert s.retry_seconds == 120.0
     assert s.runs_dir == "runs"
-    assert s.metadata_indexing == "all"
+    assert s.metadata_indexing == MetadataIndexing("all")
+    assert s.max_errors == MaxErrors()
     assert s.target_key_type == "same"
     assert s.metadata_wrap_key is None
     assert not s.is_astra
@@ -111,7 +115,7 @@ def test_empty_dotenv_value_means_default(tmp_path):
     s = load(dotenv="CASSANDRA_PORT=\nCASSANDRA_USERNAME=\nMETADATA_INDEXING=\n", tmp_path=tmp_path)
     assert s.port == 9042
     assert s.username is None
-    assert s.metadata_indexing == "all"
+    assert s.metadata_indexing == MetadataIndexing("all")
 
 
 def test_dotenv_inline_comments_are_not_part_of_values(tmp_path):
@@ -148,9 +152,12 @@ def test_template_env_loads_as_a_dotenv():
         ("MIGRATION_RETRY_SECONDS", "0.5", "retry_seconds", 0.5),
         ("MIGRATION_CONSISTENCY", "QUORUM", "consistency", "quorum"),
         ("TARGET_KEY_TYPE", " Text ", "target_key_type", "text"),
-        ("METADATA_INDEXING", "NONE", "metadata_indexing", "none"),
-        ("METADATA_INDEXING", "Allow: a , b,,", "metadata_indexing", "allow:a,b"),
-        ("METADATA_INDEXING", "deny:x", "metadata_indexing", "deny:x"),
+        ("METADATA_INDEXING", "NONE", "metadata_indexing", MetadataIndexing("none")),
+        ("METADATA_INDEXING", "Allow: a , b,,", "metadata_indexing", MetadataIndexing("allow", ("a", "b"))),
+        ("METADATA_INDEXING", "deny:x", "metadata_indexing", MetadataIndexing("deny", ("x",))),
+        ("MIGRATION_MAX_ERRORS", " 100 ", "max_errors", MaxErrors(rows=100)),
+        ("MIGRATION_MAX_ERRORS", "0.5%", "max_errors", MaxErrors(share=0.005)),
+        ("CASSANDRA_PASSWORD", "pw", "password", Secret("pw")),
         ("METADATA_WRAP_KEY", "legacy", "metadata_wrap_key", "legacy"),
         ("CASSANDRA_CONTACT_POINTS", "10.0.0.1,10.0.0.2", "contact_points", ("10.0.0.1", "10.0.0.2")),
     ],
@@ -294,11 +301,11 @@ def test_require_set_returns_the_value():
     assert s.require("VECTOR_DIMENSION") == 3
 
 
-def test_override_parses_and_validates():
+def test_override_replaces_the_given_values():
     base = load({"MIGRATION_CONCURRENCY": "64", "OLD_TABLE": "src"})
-    s = base.override(concurrency="8", metadata_indexing="allow:a,b")
+    s = base.override(concurrency=8, metadata_indexing=MetadataIndexing("allow", ("a", "b")))
     assert s.concurrency == 8
-    assert s.metadata_indexing == "allow:a,b"
+    assert str(s.metadata_indexing) == "allow:a,b"
     assert s.old_table == "src"  # untouched
     assert base.concurrency == 64  # the original is unchanged (frozen)
 
@@ -315,22 +322,42 @@ def test_override_keeps_non_string_values():
 
 
 @pytest.mark.parametrize(
-    ("flag", "raw", "prefix"),
+    ("flag", "raw"),
     [
-        ("concurrency", "0", "--concurrency"),
-        ("concurrency", "many", "--concurrency"),
-        ("metadata_indexing", "bogus", "--metadata-indexing"),
-        ("target_key_type", "int", "--target-key-type"),
-        ("page_size", "-1", "--page-size"),
+        ("--concurrency", "0"),
+        ("--concurrency", "many"),
+        ("--metadata-indexing", "bogus"),
+        ("--key-type", "int"),
+        ("--page-size", "-1"),
+        ("--max-errors", "lots"),
     ],
 )
-def test_override_invalid_value_raises_naming_the_flag(flag, raw, prefix):
-    with pytest.raises(SettingsError) as info:
-        load({}).override(**{flag: raw})
-    assert str(info.value).startswith(prefix + ":")
+def test_an_invalid_flag_value_is_one_line_naming_the_flag(flag, raw):
+    result = CliRunner().invoke(migrate.main, [flag, raw])
+    assert result.exit_code == EXIT_USAGE
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"error: {flag}: "), result.stderr
 
 
-def test_job_options_from_settings():
+FLAG_SAMPLES = {
+    "--metadata-indexing": "Allow:a, b",
+    "--key-type": "TEXT",
+    "--max-errors": "2.5%",
+    "--scheduler": "tcp://10.0.0.1:8786",
+}
+
+
+def test_flags_take_the_values_their_settings_take():
+    """Each flag is its setting's: the same parser, its variable named in the help."""
+    assert settings.FLAGGED
+    for var in settings.FLAGGED:
+        option = next(p for p in migrate.main.params if p.name == var.attr)
+        assert option.opts == [var.flag] and f"[{var.name}]" in (option.help or "")
+        sample = FLAG_SAMPLES.get(var.flag or "", "7")
+        assert option.type.convert(sample, None, None) == var.parse(var.name, sample)
+
+
+def test_job_and_run_options_from_settings():
     s = load(
         {
             "CASSANDRA_KEYSPACE": "ks",
@@ -341,12 +368,13 @@ def test_job_options_from_settings():
             "MIGRATION_PAGE_SIZE": "50",
         }
     )
-    opts = s.job_options(dry_run=True)
-    assert (opts.keyspace, opts.source_table, opts.target_table) == ("ks", "old", "new")
-    assert opts.key_to_text is True
-    assert opts.wrap_key == "legacy"
-    assert opts.page_size == 50
-    assert opts.dry_run is True
+    job, run = s.job(), s.run_options(dry_run=True)
+    assert (job.keyspace, job.old_table, job.target_table) == ("ks", "old", "new")
+    assert job.target_key_type == "text"
+    assert job.metadata_wrap_key == "legacy"
+    assert job.clusters == s.clusters()
+    assert run.page_size == 50
+    assert run.dry_run is True and run.restart is False
 
 
 # --- secrets --------------------------------------------------------------------------------------
@@ -368,15 +396,28 @@ def test_secret_variables_are_the_passwords_and_tokens():
 
 
 def test_repr_does_not_show_secrets():
-    s = load({"CASSANDRA_USERNAME": "user", "CASSANDRA_PASSWORD": PASSWORD, "ASTRA_DB_APPLICATION_TOKEN": TOKEN})
-    assert s.password == PASSWORD and s.astra_token == TOKEN
-    for text in (repr(s), str(s), repr(s.connection()), s.connection().describe()):
+    s = load(
+        {
+            "CASSANDRA_USERNAME": "user",
+            "CASSANDRA_PASSWORD": PASSWORD,
+            "ASTRA_DB_APPLICATION_TOKEN": TOKEN,
+            "CASSANDRA_KEYSPACE": "ks",
+            "OLD_TABLE": "a",
+            "TARGET_TABLE": "b",
+        }
+    )
+    assert s.password == Secret(PASSWORD) and s.astra_token == Secret(TOKEN)
+    for text in (repr(s), str(s), repr(s.connection()), s.connection().describe(), repr(s.job()), repr(s.password)):
         assert PASSWORD not in text
         assert TOKEN not in text
     assert "user" in repr(s)
 
 
 # --- template.env is key for key the list of variables ----------------------------------------------
+
+
+def test_template_env_is_made_from_the_declarations():
+    assert TEMPLATE.read_text(encoding="utf-8") == template_env(), "run: python settings.py > template.env"
 
 
 def test_template_env_names_exactly_the_variables():

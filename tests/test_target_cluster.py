@@ -11,9 +11,9 @@ import pytest
 
 from cassio_migration.connect import close_session, open_session
 from cassio_migration.cql import qualified, quote
+from cassio_migration.job import ConnectionSpec
 from cassio_migration.seed import dirty_row_count
-from tests.conftest import PORT, script_env
-from tests.test_faults import OwnNode, own_node, report_of, run_script
+from tests.helpers import PORT, OwnNode, own_node, report_of, run_script, script_env
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ TARGET_PORT = 9049
 
 
 @pytest.fixture(scope="module")
-def target_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnNode]:
+def target_node(node: ConnectionSpec, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnNode]:
     yield from own_node(TARGET_PORT, tmp_path_factory.mktemp("node-target"))
 
 

@@ -11,6 +11,7 @@ from cassio.table.cql import MockDBSession
 from cassio.table.mixins.metadata import MetadataMixin
 from cassio.table.tables import MetadataVectorCassandraTable
 
+from cassio_migration.job import Clusters, Job
 from cassio_migration.target import TargetSpec
 from cassio_migration.transform import Reject, VectorTransformer, transformer_for
 
@@ -441,7 +442,8 @@ def test_rows_without_a_usable_partition_field_are_rejected(blob: str, reason: s
 
 
 def test_clustered_key_to_text_maps_back_to_uuids() -> None:
-    tr = transformer_for(spec_of("vector", key_type="text", partition_id="p"), MockDBSession(), key_to_text=True)
+    job = Job(Clusters(), "ks", "old", "t", target_key_type="text")
+    tr = transformer_for(spec_of("vector", key_type="text", partition_id="p"), MockDBSession(), job)
     row = row_of(tr, tr.values(KEY, VECTOR, "doc", None))
     assert row["row_id"] == str(KEY)
     assert tr.source_key(("p", str(KEY))) == (KEY,)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -18,53 +19,15 @@ from pathlib import Path
 import pytest
 from cassandra.cluster import Session
 
-from cassio_migration.connect import (
-    FROM_ENVIRONMENT,
-    ConnectionSpec,
-    with_secrets_from_environment,
-    without_secrets,
-)
-from cassio_migration.copy import replay_rows
-from cassio_migration.cql import qualified
 from cassio_migration.errors import CredentialsError
-from cassio_migration.executors import merge_rejects
+from cassio_migration.job import ConnectionSpec, Secret
 from cassio_migration.legacy import LegacyTable
-from tests.conftest import ROOT, script_env
+from cassio_migration.rejects import replay_rows
+from tests.helpers import ROOT, range_rows, start_migration
 
 pytestmark = pytest.mark.slow
 
 DASK = Path(sys.executable).parent / "dask"
-
-
-def env_for(keyspace: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return script_env(keyspace, tmp_path, **extra)
-
-
-def start_migration(keyspace: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    """migrate.py in a process group of its own, as a terminal would run it."""
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "migrate.py"), "--quiet", *args],
-        cwd=tmp_path,
-        env=env_for(keyspace, tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def range_rows(session: Session, keyspace: str, number: int = 1) -> list:  # type: ignore[type-arg]
-    """The state's rows of pass `number`."""
-    try:
-        return list(
-            session.execute(
-                f"SELECT range_start, status, worker, rows_read FROM {qualified(keyspace, 'cassio_migration_ranges')}"
-                " WHERE job = 'migrated' AND pass_number = %s",
-                (number,),
-            )
-        )
-    except Exception:  # not created yet
-        return []
 
 
 def parent_of(pid: int) -> int | None:
@@ -125,7 +88,7 @@ def test_two_workers_migrate_and_verify_clean(bundle, session: Session, keyspace
     source = LegacyTable("ks", "legacy", "uuid", 16)
     assert len(list(replay_rows(str(rejects), source))) == data["rows_rejected"] == 9, context
     # State: every range done once, the rows counted once.
-    rows = range_rows(session, keyspace)
+    rows = range_rows(session, keyspace, 1)
     assert all(r.status == "done" for r in rows) and sum(r.rows_read for r in rows) == 2024, rows
 
     verified = bundle(
@@ -140,7 +103,17 @@ def test_worker_killed_mid_range_then_ctrl_c(session: Session, keyspace: str, tm
     assert bundle("create.py", "--rows", "3000", "--quiet").code == 0
     # A rate limit keeps the run long enough to kill a worker with ranges in flight.
     proc = start_migration(
-        keyspace, tmp_path, "--workers", "2", "--splits", "48", "--rate-limit", "500", "--report", "r.json"
+        keyspace,
+        tmp_path,
+        "--workers",
+        "2",
+        "--splits",
+        "48",
+        "--rate-limit",
+        "500",
+        "--report",
+        "r.json",
+        new_session=True,
     )
     os.kill(running_worker_pid(session, keyspace, proc, 3), signal.SIGKILL)
     _, err = proc.communicate(timeout=180)
@@ -149,13 +122,15 @@ def test_worker_killed_mid_range_then_ctrl_c(session: Session, keyspace: str, tm
     data = json.loads((tmp_path / "r.json").read_text())
     # Dask ran the lost ranges again elsewhere; each range counts once in the summary and the state.
     assert data["ranges_copied"] == data["ranges"] and data["rows_read"] == data["rows_written"] == 3000
-    rows = range_rows(session, keyspace)
+    rows = range_rows(session, keyspace, 1)
     assert all(r.status == "done" for r in rows) and sum(r.rows_read for r in rows) == 3000
     verified = bundle("migrate.py", "--verify", "--workers", "2", "--quiet")
     assert verified.code == 0, verified.out + verified.err
 
     # Ctrl-C, to the whole process group as a terminal sends it, in a second pass (--full).
-    proc = start_migration(keyspace, tmp_path, "--workers", "2", "--full", "--splits", "48", "--rate-limit", "500")
+    proc = start_migration(
+        keyspace, tmp_path, "--workers", "2", "--full", "--splits", "48", "--rate-limit", "500", new_session=True
+    )
     worker = running_worker_pid(session, keyspace, proc, 2, number=2)
     os.killpg(proc.pid, signal.SIGINT)
     started = time.monotonic()
@@ -248,22 +223,14 @@ def test_existing_dask_cluster_and_an_unreachable_one(bundle, keyspace: str, tmp
 
 
 def test_a_task_carries_no_secret_and_a_worker_takes_it_from_its_environment() -> None:
-    spec = ConnectionSpec(username="u", password="pw-Secr3t", astra_token=None)
-    sent = without_secrets(spec)
-    assert sent.password == FROM_ENVIRONMENT and sent.astra_token is None and "pw-Secr3t" not in repr(sent.__dict__)
-    assert with_secrets_from_environment(sent, {"CASSANDRA_PASSWORD": "other"}).password == "other"
+    spec = ConnectionSpec(username="u", password=Secret("pw-Secr3t"), astra_token=None)
+    sent = spec.without_secrets()
+    assert sent.password is not None and sent.password.is_elsewhere and sent.astra_token is None
+    assert "pw-Secr3t" not in repr(sent.__dict__) + repr(pickle.dumps(sent))
+    assert sent.with_secrets_from_environment({"CASSANDRA_PASSWORD": "other"}).password == Secret("other")
     with pytest.raises(CredentialsError, match="CASSANDRA_PASSWORD is not set in this worker's environment"):
-        with_secrets_from_environment(sent, {})
-    astra = without_secrets(ConnectionSpec(astra_token="AstraCS:tok", astra_bundle_path="b.zip"))
-    assert astra.is_astra and astra.astra_token == FROM_ENVIRONMENT
-    assert with_secrets_from_environment(astra, {"ASTRA_DB_APPLICATION_TOKEN": "AstraCS:x"}).astra_token == "AstraCS:x"
-
-
-def test_merge_rejects_keeps_each_row_once_and_drops_a_cut_line(tmp_path: Path) -> None:
-    (tmp_path / "rejects.jsonl").write_text("")
-    (tmp_path / "rejects-h-1.jsonl").write_text('{"key": "a", "n": 1}\n{"key": "b"}\n{"key": "c"')
-    (tmp_path / "rejects-h-2.jsonl").write_text('{"key": "a", "n": 2}\n{"key": "d"}\n')
-    assert merge_rejects(str(tmp_path)) == ["rejects-h-1.jsonl", "rejects-h-2.jsonl"]
-    merged = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
-    assert [r["key"] for r in merged] == ["a", "b", "d"] and merged[0]["n"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["rejects.jsonl"]
+        sent.with_secrets_from_environment({})
+    astra = ConnectionSpec(astra_token=Secret("AstraCS:tok"), astra_bundle_path="b.zip").without_secrets()
+    assert astra.is_astra and astra.astra_token is not None and astra.astra_token.is_elsewhere
+    filled = astra.with_secrets_from_environment({"ASTRA_DB_APPLICATION_TOKEN": "AstraCS:x"})
+    assert filled.astra_token == Secret("AstraCS:x")
