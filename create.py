@@ -13,12 +13,11 @@ import click
 
 from cassio_migration.cli import Console, run
 from cassio_migration.connect import open_sessions
-from cassio_migration.cql import quote
 from cassio_migration.errors import EXIT_OK
 from cassio_migration.job import Clusters
 from cassio_migration.legacy import KINDS, LAYOUTS, SEED_KEY_TYPES
 from cassio_migration.report import Progress
-from cassio_migration.seed import SeedSpec, dirty_row_count, seed
+from cassio_migration.seed import SeedSpec, create_keyspace, dirty_row_count, seed
 from settings import load_settings
 
 
@@ -63,6 +62,13 @@ from settings import load_settings
 )
 @click.option("--append", is_flag=True, help="Add rows to a table that already has some (refused otherwise).")
 @click.option("--concurrency", type=click.IntRange(1, 4096), default=64, show_default=True, help="Writes in flight.")
+@click.option(
+    "--replication-factor",
+    type=click.IntRange(1, 10),
+    default=1,
+    show_default=True,
+    help="Replicas of each row when create.py creates the keyspace (NetworkTopologyStrategy in the local data center); 3 on a three-node cluster.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def main(
     kind: str,
@@ -74,6 +80,7 @@ def main(
     random_seed: int,
     append: bool,
     concurrency: int,
+    replication_factor: int,
     quiet: bool,
 ) -> None:
     """Create FAKE_DATA_OLD_TABLE as cassio 0.0.7 does and fill it with fake rows.
@@ -103,12 +110,8 @@ def main(
         with open_sessions(Clusters(settings.connection())) as sessions:
             session = sessions.plain
             if not settings.is_astra:
-                # A rehearsal on a local node: make the keyspace if it is not there yet.
-                session.execute(
-                    f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)} WITH replication ="
-                    " {'class': 'SimpleStrategy', 'replication_factor': 1}",
-                    timeout=120,  # schema changes wait for agreement; a busy node needs time
-                )
+                # A rehearsal on a local node or cluster: make the keyspace if it is not there yet.
+                create_keyspace(session, keyspace, replication_factor)
             total = spec.rows + (dirty_row_count(kind) if dirty else 0)
             shape = f"dimension {spec.dimension}, {key_type} keys" if kind == "vector" else LAYOUTS[kind].label
             console.info(f"seeding {keyspace}.{table}: {total:,} rows, {shape}")

@@ -257,8 +257,16 @@ class Settings:
         "MIGRATION_PAGE_SIZE", _int(1, 100_000), 200,
         "rows per page of the source scan (halved on a read timeout)", flag="--page-size", metavar="N")
     splits: int = _setting(
-        "MIGRATION_SPLITS", _int(0, 1_000_000), 0, "token ranges in the plan; 0 = from the table's size estimate",
+        "MIGRATION_SPLITS", _int(0, 1_000_000), 0,
+        "token ranges in the plan; 0 = from the table's size estimate (summed over the cluster's nodes)",
         flag="--splits", metavar="N")
+    rows_per_range: int = _setting(
+        "MIGRATION_ROWS_PER_RANGE", _int(10, 10_000_000), 20_000,
+        "with MIGRATION_SPLITS=0: about this many rows a range (a range is the unit of resume and of retry)")
+    scan_routing: str = _setting(
+        "MIGRATION_SCAN_ROUTING", _choice("replica", "any"), "replica",
+        "replica: each range scan goes to a replica of its range (the next one if it is down);"
+        " any: to any node, as the load balancing policy picks")
     rate_limit: float = _setting(
         "MIGRATION_RATE_LIMIT", _float(0.0), 0.0, "max rows written per second; 0 = no limit",
         flag="--rate-limit", metavar="ROWS_PER_S")

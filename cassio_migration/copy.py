@@ -22,7 +22,7 @@ from .legacy import LegacyTable
 from .plan import TokenRange
 from .rejects import ErrorBudget, RejectSink
 from .retry import RetryPolicy
-from .scan import newest_write, row_key, scan_pages, source_select
+from .scan import Router, newest_write, row_key, scan_pages, source_select
 from .state import Counts, RangeResult, WorkerId
 from .target import TargetSpec
 from .transform import Reject, transformer_for
@@ -53,6 +53,7 @@ class RangeCopier:
         self._rate = rate
         self.transformer = transformer_for(target, target_session, job)
         self._select = prepare_raw(source_session, source_select(source))
+        self._router = Router(source_session, source.keyspace, options.scan_routing == "replica")
         self._insert: PreparedStatement | None = None
         if not options.dry_run:
             columns = self.transformer.columns
@@ -85,6 +86,7 @@ class RangeCopier:
             self.policy,
             stop,
             on_retry=retried,
+            hosts=self._router.replicas(r),
         )
         counts, write_retries = self.process(pages, skip_before_us, stop, progress)
         if stop.is_set():

@@ -28,3 +28,8 @@ def quote(name: str) -> str:
 
 def qualified(keyspace: str, table: str) -> str:
     return f"{quote(keyspace)}.{quote(table)}"
+
+
+def literal(value: str) -> str:
+    """A CQL string literal."""
+    return "'" + value.replace("'", "''") + "'"

@@ -219,6 +219,8 @@ class RunOptions:
     parallel_ranges: int = 4
     page_size: int = 200
     splits: int = 0
+    rows_per_range: int = 20_000
+    scan_routing: str = "replica"  # replica | any
     rate_limit: float = 0.0
     retry_seconds: float = 120.0
     clock_skew_s: float = 300.0

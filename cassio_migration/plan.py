@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from cassandra.cluster import Session
+from cassandra import DriverException
+from cassandra.cluster import NoHostAvailable, Session
 
 # Murmur3Partitioner: tokens lie in (MIN, MAX]; a range (start, end] excludes its start.
 MIN_TOKEN = -(2**63)
@@ -14,6 +15,7 @@ MAX_TOKEN = 2**63 - 1
 
 ROWS_PER_RANGE = 20_000  # small enough for cheap retries, large enough to amortise a query
 DEFAULT_RANGES = 64  # when the table has no size estimates yet
+ESTIMATE_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, order=True)
@@ -76,18 +78,29 @@ def ring_tokens(session: Session) -> list[int]:
 
 
 def estimated_rows(session: Session, keyspace: str, table: str) -> int:
-    """The table's partition count from the node's size estimates (0 if none yet)."""
-    rows = session.execute(
-        "SELECT partitions_count FROM system.size_estimates WHERE keyspace_name = %s AND table_name = %s",
-        (keyspace, table),
-    )
-    return sum(r.partitions_count for r in rows)
+    """The table's partition count: each node's size estimates, summed over the cluster's nodes.
+
+    A node estimates only the ranges it is the primary owner of (from its flushed data), so
+    one node's figure is about 1/N of the table on N nodes. A node that is down or does not
+    answer adds nothing: the plan is then a little coarser. 0 when no node has estimates yet.
+    """
+    query = "SELECT partitions_count FROM system.size_estimates WHERE keyspace_name = %s AND table_name = %s"
+    found = 0
+    for host in session.cluster.metadata.all_hosts():
+        if not host.is_up:
+            continue
+        try:
+            rows = session.execute(query, (keyspace, table), host=host, timeout=ESTIMATE_TIMEOUT_S)
+        except (DriverException, NoHostAvailable, OSError):  # e.g. the node went down meanwhile
+            continue
+        found += sum(r.partitions_count for r in rows)
+    return found
 
 
-def range_count(estimated: int, requested: int, parallelism: int) -> int:
-    """Requested count, else enough ranges for parallelism and cheap retries."""
+def range_count(estimated: int, requested: int, parallelism: int, rows_per_range: int = ROWS_PER_RANGE) -> int:
+    """Requested count, else about `rows_per_range` rows a range, and enough ranges for parallelism and cheap retries."""
     if requested:
         return requested
     if not estimated:
         return max(DEFAULT_RANGES, 4 * parallelism)
-    return max(4 * parallelism, min(100_000, -(-estimated // ROWS_PER_RANGE)))
+    return max(4 * parallelism, min(100_000, -(-estimated // rows_per_range)))

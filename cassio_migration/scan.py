@@ -7,14 +7,19 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from cassandra.cluster import Session
+from cassandra.policies import HostDistance
+from cassandra.pool import Host
 from cassandra.query import PreparedStatement
 
 from .cql import qualified
 from .legacy import LegacyTable
+from .plan import TokenRange
 from .retry import RetryPolicy
+
+H = TypeVar("H")
 
 MIN_PAGE = 10  # a page halved on each timed-out try stops shrinking here
 
@@ -62,6 +67,41 @@ def row_key(row: Sequence[Any], key_width: int) -> str:
     return str(row[0]) if key_width == 1 else json.dumps([str(k) for k in row[:key_width]], ensure_ascii=False)
 
 
+def replicas_in_order(replicas: Sequence[H], start: int, is_up: Callable[[H], bool]) -> list[H]:
+    """The order to try a range's replicas in: those up first, from a place the range's start picks
+    (so that ranges spread over their replicas), then those down (they may be back)."""
+    ordered = sorted(replicas, key=str)  # the driver hands a set: make the order stable
+    if not ordered:
+        return []
+    k = start % len(ordered)
+    rotated = ordered[k:] + ordered[:k]
+    return [h for h in rotated if is_up(h)] + [h for h in rotated if not is_up(h)]
+
+
+class Router:
+    """Sends each range scan to a replica of its range, as dsbulk does: the coordinator then reads
+    its own data instead of asking other nodes over the network.
+
+    The driver's token map knows the replicas; only nodes of the local data center are asked.
+    Off (`enabled=False`), or without a token map, the load balancing policy picks the node.
+    """
+
+    def __init__(self, session: Session, keyspace: str, enabled: bool = True) -> None:
+        self._session = session
+        self._keyspace = keyspace
+        self._enabled = enabled
+
+    def replicas(self, r: TokenRange) -> list[Host]:
+        token_map = self._session.cluster.metadata.token_map
+        if not self._enabled or token_map is None:
+            return []
+        # A planned range lies within one range of the ring: its end token's replicas hold all of it.
+        replicas = token_map.get_replicas(self._keyspace, token_map.token_class(r.end))
+        distance = self._session.cluster.profile_manager.distance
+        local = [h for h in replicas if distance(h) == HostDistance.LOCAL]
+        return replicas_in_order(local or list(replicas), r.start, lambda h: bool(h.is_up))
+
+
 def scan_pages(
     session: Session,
     statement: PreparedStatement,
@@ -72,19 +112,26 @@ def scan_pages(
     *,
     what: str = "reading the source",
     on_retry: Callable[[], None] | None = None,
+    hosts: Sequence[Host] = (),
 ) -> Iterator[list[tuple[Any, ...]]]:
-    """The rows page by page; a page that fails is tried again, halved, without restarting the range."""
+    """The rows page by page; a page that fails is tried again, halved, without restarting the range.
+
+    `hosts`: the nodes to send the pages to, in order; a failed try moves on to the next one.
+    """
     paging_state = None
     size = page_size
+    current = 0  # which of `hosts` the pages go to
 
     def fetch() -> Any:
         bound = statement.bind(params)
         bound.fetch_size = size
-        return session.execute(bound, paging_state=paging_state)
+        host = hosts[current % len(hosts)] if hosts else None
+        return session.execute(bound, paging_state=paging_state, host=host)
 
     def retried() -> None:
-        nonlocal size
+        nonlocal size, current
         size = max(MIN_PAGE, size // 2)
+        current += 1
         if on_retry is not None:
             on_retry()
 

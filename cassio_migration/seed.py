@@ -17,7 +17,7 @@ import numpy as np
 from cassandra.cluster import Session
 
 from .connect import prepare_raw
-from .cql import qualified
+from .cql import literal, qualified, quote
 from .errors import UsageError
 from .inflight import WriteWindow
 from .legacy import (
@@ -232,6 +232,17 @@ def _key(rnd: random.Random, key_type: str) -> Any:
 
 def dirty_row_count(kind: str = "vector") -> int:
     return 3 * len({"vector": DIRTY_KINDS, "history": HISTORY_DIRTY_KINDS, "kvcache": CACHE_DIRTY_KINDS}[kind])
+
+
+def create_keyspace(session: Session, keyspace: str, replication_factor: int) -> None:
+    """The keyspace, if it is not there yet: NetworkTopologyStrategy, `replication_factor` replicas in the
+    data center of the node the session asks (SimpleStrategy's successor for clusters)."""
+    data_center = session.execute("SELECT data_center FROM system.local").one().data_center
+    session.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)} WITH replication ="
+        f" {{'class': 'NetworkTopologyStrategy', {literal(data_center)}: {replication_factor}}}",
+        timeout=120,  # schema changes wait for agreement; a busy node needs time
+    )
 
 
 def create_legacy_table(session: Session, keyspace: str, table: str, spec: SeedSpec) -> None:

@@ -54,7 +54,8 @@ def _open_job(sessions: Sessions, job: Job, options: RunOptions, echo: Echo) -> 
 
 def _plan(sessions: Sessions, source: LegacyTable, options: RunOptions) -> list[TokenRange]:
     estimate = estimated_rows(sessions.plain, source.keyspace, source.table)
-    return make_plan(ring_tokens(sessions.plain), range_count(estimate, options.splits, options.parallel_ranges))
+    count = range_count(estimate, options.splits, options.parallel_ranges, options.rows_per_range)
+    return make_plan(ring_tokens(sessions.plain), count)
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from cassandra import ReadTimeout
 from cassio_migration.errors import FatalError
 from cassio_migration.legacy import HISTORY, LegacyTable
 from cassio_migration.retry import RetryPolicy
-from cassio_migration.scan import newest_write, row_key, scan_pages, source_select
+from cassio_migration.scan import newest_write, replicas_in_order, row_key, scan_pages, source_select
 
 
 def test_the_select_reads_values_then_their_write_times_then_their_ttls() -> None:
@@ -66,8 +66,10 @@ class PagingSession:
     def __init__(self, count: int, fail_at: set[int]) -> None:
         self.count, self.fail_at = count, set(fail_at)
         self.sizes: list[int] = []
+        self.hosts: list[Any] = []
 
-    def execute(self, bound: Bound, paging_state: Any = None) -> Result:
+    def execute(self, bound: Bound, paging_state: Any = None, host: Any = None) -> Result:
+        self.hosts.append(host)
         start = paging_state or 0
         if start in self.fail_at:
             self.fail_at.discard(start)
@@ -96,7 +98,7 @@ def test_a_timed_out_page_is_tried_again_halved_and_no_row_is_lost_or_repeated()
 
 def test_a_page_that_keeps_failing_stops_naming_what_failed() -> None:
     class Down:
-        def execute(self, bound: Bound, paging_state: Any = None) -> Result:
+        def execute(self, bound: Bound, paging_state: Any = None, host: Any = None) -> Result:
             raise ReadTimeout("node down")
 
     pages = scan_pages(
@@ -116,3 +118,26 @@ def test_a_stopped_scan_yields_nothing_more() -> None:
     stop = threading.Event()
     stop.set()
     assert list(scan_pages(PagingSession(10, set()), Statement(), (0, 1), 5, RetryPolicy(), stop)) == []  # type: ignore[arg-type]
+
+
+def test_replicas_up_come_first_from_a_place_the_range_picks() -> None:
+    up = {"a": True, "b": False, "c": True}
+    order = [replicas_in_order({"b", "c", "a"}, start, up.__getitem__) for start in range(3)]
+    assert order == [["a", "c", "b"], ["c", "a", "b"], ["c", "a", "b"]]  # b is down: last, but still tried
+    assert {o[0] for o in (replicas_in_order(["a", "b", "c"], s, lambda h: True) for s in range(3))} == {"a", "b", "c"}
+    assert replicas_in_order([], 5, lambda h: True) == []
+
+
+def test_a_failed_page_moves_on_to_the_next_replica_and_stays_there() -> None:
+    session = PagingSession(30, fail_at={10})
+    pages = scan_pages(
+        session,  # type: ignore[arg-type]
+        Statement(),  # type: ignore[arg-type]
+        (0, 1),
+        10,
+        RetryPolicy(10, first_delay_s=0.001),
+        threading.Event(),
+        hosts=["n1", "n2"],  # type: ignore[list-item]
+    )
+    assert [r for page in pages for r in page] == list(range(30))
+    assert session.hosts == ["n1", "n1", "n2", "n2"]  # page 2 timed out on n1: tried again, and on, on n2

@@ -70,7 +70,7 @@ def test_ctrl_c_stops_the_running_tasks_and_raises_interrupted() -> None:
 
 
 def test_results_arrive_as_tasks_end_and_stopped_tasks_give_none() -> None:
-    durations = {0: 0.3, 1: 0.05, 2: 0.1}
+    durations = {0: 1.0, 1: 0.05, 2: 0.5}
     stop, started, results = threading.Event(), [], []
     with threads(3, sleeper(stop, durations, started), stop.set) as backend:
         run_all(durations, backend, results.append)
