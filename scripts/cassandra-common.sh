@@ -227,7 +227,8 @@ EOF
 EOF
 }
 
-# The JVM flags, one a line, for the node of node_paths. Settings: HEAP, FAST_UNSAFE (1 or 0).
+# The JVM flags, one a line, for the node of node_paths. Settings: HEAP, FAST_UNSAFE (1 or 0),
+# SUPERUSER_SETUP_DELAY_MS (empty: Cassandra's default, 10 s; it is also the retry interval).
 jvm_args() {
     local heap=$HEAP jamm
     local -a a=(
@@ -250,9 +251,9 @@ jvm_args() {
         "-Djava.io.tmpdir=$NODE/tmp" "-Djna.tmpdir=$NODE/tmp"
         -Djava.net.preferIPv4Stack=true -Dchronicle.analytics.disable=true
         -Djdk.attach.allowAttachSelf=true
-        # No wait for gossip to settle (a single node has nothing to gossip with; cluster.sh
-        # waits for its peers itself), and the default superuser without the 10 s delay.
-        -Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.superuser_setup_delay_ms=0
+        # No wait for gossip to settle: a single node has nothing to gossip with, and
+        # cluster.sh waits for its peers itself.
+        -Dcassandra.skip_wait_for_gossip_to_settle=0
         # Cassandra 5.0 conf/jvm17-server.options (JPMS + netty).
         --add-exports java.base/jdk.internal.misc=ALL-UNNAMED
         --add-exports java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED
@@ -287,6 +288,9 @@ jvm_args() {
     fi
     # jamm measures object sizes for memtable accounting, as bin/cassandra.in.sh does.
     for jamm in "$LIB"/jamm-*.jar; do [[ -f $jamm ]] && a+=("-javaagent:$jamm"); break; done
+    if [[ -n $SUPERUSER_SETUP_DELAY_MS ]]; then
+        a+=("-Dcassandra.superuser_setup_delay_ms=$SUPERUSER_SETUP_DELAY_MS")
+    fi
     if [[ $FAST_UNSAFE == 1 ]]; then
         a+=(-Dcassandra.unsafesystem=true -Dcassandra.skip_sync=true)
     fi

@@ -50,6 +50,8 @@ TLS_KEYSTORE_PASSWORD=${CASSANDRA_TLS_KEYSTORE_PASSWORD:-}
 EXTRA_YAML=
 HEAP=${CASSANDRA_HEAP:-2G}
 FAST_UNSAFE=${CASSANDRA_FAST_UNSAFE:-0}
+# The default superuser at once rather than after 10 s (one node: the first try succeeds).
+SUPERUSER_SETUP_DELAY_MS=0
 
 # A fresh node creates the default superuser just after CQL opens; with password auth,
 # a login in that window fails, so on first boot also wait for that log line.

@@ -8,7 +8,8 @@
 #                                         all at once) and wait until each answers CQL and sees
 #                                         every other running node UP
 #   scripts/cluster.sh stop [--wipe]      stop every node (SIGTERM, SIGKILL after 60 s);
-#                                         --wipe: also delete the data, for a fresh cluster
+#                                         --wipe: kill them (SIGKILL: no drain, the data goes)
+#                                         and delete the data, for a fresh cluster
 #   scripts/cluster.sh status             one line per node; exit 0 only if every node answers CQL
 #   scripts/cluster.sh stop-node I        stop node I gracefully (it announces its shutdown)
 #   scripts/cluster.sh kill I             kill -9 node I (a crash: the others notice it in ~10 s)
@@ -93,12 +94,15 @@ AUTH='' TLS_KEYSTORE='' TLS_KEYSTORE_PASSWORD=''
 EXTRA_YAML="auto_bootstrap: false"
 HEAP=${CLUSTER_HEAP:-1G}
 FAST_UNSAFE=${CASSANDRA_FAST_UNSAFE:-0}
+# Cassandra's default (10 s), not cassandra.sh's 0: the role setup retries at this interval
+# while any node is down, and at 0 ms it spins, logging two lines each time (50 MB a minute).
+SUPERUSER_SETUP_DELAY_MS=''
 
 select_node() { # node number
     I=$1
     HOST=127.0.0.$I
     node_paths "$CDIR/node$I"
-    OFFSET_FILE=$NODE/log-offset # size of system.log when this process was launched
+    OFFSET_FILE=$NODE/log-offset # the log_mark when this process was launched
 }
 
 node_arg() { # "2", "node2" or "127.0.0.2": prints 2
@@ -108,18 +112,34 @@ node_arg() { # "2", "node2" or "127.0.0.2": prints 2
     die 2 "no node '${1:-}': give a node number 1-$N"
 }
 
-log_size() { stat -c %s "$LOG" 2>/dev/null || echo 0; }
+# A position in a node's log that survives rotation: "<byte offset> <inode of system.log>".
+log_mark() { stat -c '%s %i' "$LOG" 2>/dev/null || echo 0 0; }
 
-# How node $1's current process sees node $2, from its log since launch: UP, DOWN or "" (no
-# word yet). Cassandra logs "InetAddress /<ip>:<port> is now UP" (or DOWN) at each change.
+# The text of the node's log (rotated files included) from a log_mark on.
+log_since() { # mark
+    local off=${1%% *} inode=${1##* } f found=0
+    local -a files=()
+    for f in "$LOG".3 "$LOG".2 "$LOG".1 "$LOG"; do [[ -f $f ]] && files+=("$f"); done
+    for f in "${files[@]}"; do [[ $(stat -c %i "$f") == "$inode" ]] && found=1; done
+    for f in "${files[@]}"; do
+        if ((found)); then
+            [[ $(stat -c %i "$f") == "$inode" ]] || continue
+            found=0 # from here on, whole files
+            tail -c +"$((off + 1))" "$f"
+        else
+            cat "$f"
+        fi
+    done
+}
+
+# How node $1's current process sees node $2, from its log since launch (or since mark $3):
+# UP, DOWN or "" (no word yet). Cassandra logs "InetAddress /<ip>:<port> is now UP" (or DOWN)
+# at each change.
 seen_as() {
-    local from=$1 to=$2 off=${3:-} line
+    local from=$1 to=$2 mark=${3:-} line
     select_node "$from"
-    [[ -f $LOG ]] || return 0
-    [[ -n $off ]] || off=$(cat "$OFFSET_FILE" 2>/dev/null || echo 0)
-    (($(log_size) >= off)) || off=0 # rotated since
-    line=$(tail -c +"$((off + 1))" "$LOG" |
-        grep -E "/127\.0\.0\.$to:$STORAGE_PORT is now (UP|DOWN)" | tail -n 1) || true
+    [[ -n $mark ]] || mark=$(cat "$OFFSET_FILE" 2>/dev/null || echo 0 0)
+    line=$(log_since "$mark" | grep -E "/127\.0\.0\.$to:$STORAGE_PORT is now (UP|DOWN)" | tail -n 1) || true
     case $line in
         *"is now UP"*) echo UP ;;
         *"is now DOWN"*) echo DOWN ;;
@@ -183,7 +203,7 @@ launch() { # node number
     printf 'dc=%s\nrack=rack1\n' "$DC" >"$CONF/cassandra-rackdc.properties"
     local -a args
     mapfile -t args < <(jvm_args)
-    log_size >"$OFFSET_FILE"
+    log_mark >"$OFFSET_FILE"
     launch_node "${args[@]}"
     # Until the background subshell has exec'd java, our_pid does not recognise the pid.
     local n
@@ -207,7 +227,7 @@ running_nodes() {
 
 # Wait until every running node answers CQL and, for every pair of running nodes of which
 # one is in NEW (nodes started by this command), each sees the other UP in its log since
-# OFFSET[node] (the log size when this command started that node or began waiting).
+# OFFSET[node] (the log_mark when this command started that node or began waiting).
 # On failure: stop the nodes in NEW, exit 1.
 declare -A OFFSET=() NEW=() ANSWERED=()
 wait_ready() { # start time
@@ -234,7 +254,7 @@ wait_ready() { # start time
             for j in $running; do
                 ((i != j)) || continue
                 [[ -n ${NEW[$i]:-}${NEW[$j]:-} ]] || continue
-                [[ $(seen_as "$i" "$j" "${OFFSET[$i]:-0}") == UP ]] || pending+=" node$i does not see node$j UP;"
+                [[ $(seen_as "$i" "$j" "${OFFSET[$i]:-0 0}") == UP ]] || pending+=" node$i does not see node$j UP;"
             done
         done
         [[ -n $pending ]] || return 0
@@ -263,10 +283,10 @@ note_offsets() {
     local i
     for i in $(running_nodes); do
         select_node "$i"
-        OFFSET[$i]=$(log_size)
+        OFFSET[$i]=$(log_mark)
         if ! cql_answers "$HOST" "$PORT"; then
             NEW[$i]=1
-            OFFSET[$i]=$(cat "$OFFSET_FILE" 2>/dev/null || echo 0)
+            OFFSET[$i]=$(cat "$OFFSET_FILE" 2>/dev/null || echo 0 0)
         fi
     done
 }
@@ -364,7 +384,13 @@ cmd_stop() {
             names+=("node$i (pid $pid)")
         fi
     done
-    if ((${#pids[@]})); then
+    if ((${#pids[@]})) && ((wipe)); then
+        # The data is deleted next, so nothing is worth a drain: SIGKILL, in about a second.
+        echo "Killing ${names[*]} (--wipe: no drain)"
+        kill -KILL "${pids[@]}" 2>/dev/null || true
+        stop_pids 60 "${pids[@]}"
+        echo "Stopped"
+    elif ((${#pids[@]})); then
         echo "Stopping ${names[*]}"
         stop_pids 60 "${pids[@]}"
         echo "Stopped"
@@ -375,7 +401,7 @@ cmd_stop() {
     if ((wipe)); then
         local d
         for d in "$CDIR"/node*; do
-            [[ -d $d ]] && rm -rf "$d"/{data,commitlog,saved_caches,hints,cdc_raw}
+            if [[ -d $d ]]; then rm -rf "$d"/{data,commitlog,saved_caches,hints,cdc_raw}; fi
         done
         rm -f "$COUNT_FILE"
         echo "Wiped data of $CDIR"
