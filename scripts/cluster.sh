@@ -12,7 +12,8 @@
 #                                         and delete the data, for a fresh cluster
 #   scripts/cluster.sh status             one line per node; exit 0 only if every node answers CQL
 #   scripts/cluster.sh stop-node I        stop node I gracefully (it announces its shutdown)
-#   scripts/cluster.sh kill I             kill -9 node I (a crash: the others notice it in ~10 s)
+#   scripts/cluster.sh kill I             kill -9 node I (a crash: the others mark it DOWN when
+#                                         their failure detector convicts it, 10-20 s here)
 #   scripts/cluster.sh start-node I       (re)start node I; waits until it answers CQL and it and
 #                                         the other running nodes see each other UP
 #   scripts/cluster.sh logs I [-f]        the last 50 lines of node I's system.log (-f: follow)
@@ -21,16 +22,19 @@
 # Environment (all optional):
 #   CASSANDRA_WORKDIR        jar cache (lib/, shared with cassandra.sh) + cluster-<port>/node<I>/
 #                            (default: <repo>/.cassandra)
-#   CLUSTER_NODES            number of nodes             (default: 3; fixed once the cluster has
-#                            data: `stop --wipe` first to change it)
+#   CLUSTER_NODES            number of nodes             (default: 3; fixed at the first start:
+#                            `stop --wipe` first to change it)
 #   CLUSTER_PORT             CQL port of every node      (default: 9044; cassandra.sh's node
 #                            uses 9042)
 #   CLUSTER_STORAGE_PORT     inter-node port of every node (default: 7000 + CLUSTER_PORT - 9042,
 #                            7002 for 9044)
-#   CLUSTER_DC               datacenter name             (default: datacenter1; one rack, rack1)
+#   CLUSTER_DC               datacenter name             (default: datacenter1, as SimpleSnitch
+#                            names it; GossipingPropertyFileSnitch, one rack: rack1)
 #   CLUSTER_HEAP             -Xms/-Xmx of each node      (default: 1G)
 #   CLUSTER_START_TIMEOUT    seconds start/start-node wait (default: 180)
 #   CLUSTER_SEQUENTIAL       1: start nodes one after another (default: 0, all at once)
+#   CLUSTER_JIT              c1: -XX:TieredStopAtLevel=1, about half the start-up CPU, slower
+#                            hot code (for short tests); full: both JIT tiers (default)
 #   CASSANDRA_NUM_TOKENS     vnodes per node             (default: 16)
 #   CASSANDRA_FAST_UNSAFE    1: skip fsync (tests only; data may be lost on a crash)
 #   JAVA_BIN, MVN_BIN        java / mvn executables      (default: found on PATH)
@@ -62,6 +66,8 @@ is_port "$STORAGE_PORT" ||
 ((STORAGE_PORT != PORT)) || die 2 "the storage port and the CQL port are both $PORT"
 DC=${CLUSTER_DC:-datacenter1}
 [[ $DC =~ ^[A-Za-z0-9_-]+$ ]] || die 2 "CLUSTER_DC=$DC: use letters, digits, _ and - only"
+JIT=${CLUSTER_JIT:-full}
+[[ $JIT == full || $JIT == c1 ]] || die 2 "CLUSTER_JIT=$JIT: use full or c1"
 TIMEOUT=${CLUSTER_START_TIMEOUT:-180}
 [[ $TIMEOUT =~ ^[0-9]+$ ]] || die 2 "CLUSTER_START_TIMEOUT=$TIMEOUT is not a number of seconds"
 
@@ -203,6 +209,7 @@ launch() { # node number
     printf 'dc=%s\nrack=rack1\n' "$DC" >"$CONF/cassandra-rackdc.properties"
     local -a args
     mapfile -t args < <(jvm_args)
+    if [[ $JIT == c1 ]]; then args+=(-XX:TieredStopAtLevel=1); fi
     log_mark >"$OFFSET_FILE"
     launch_node "${args[@]}"
     # Until the background subshell has exec'd java, our_pid does not recognise the pid.

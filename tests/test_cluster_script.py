@@ -113,7 +113,8 @@ def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     cached = Path(os.environ.get("CASSANDRA_WORKDIR", ROOT / ".cassandra")) / "lib"
     if (cached / ".complete").is_file():
         (workdir / "lib").symlink_to(cached.resolve(), target_is_directory=True)
-    env = base_env(workdir)
+    # c1: half the JVM's start-up CPU; these tests run little else.
+    env = base_env(workdir, CLUSTER_JIT="c1")
     try:
         t0 = time.monotonic()
         result = run("start", env=env, timeout=400)
