@@ -52,11 +52,8 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
-    def __getstate__(self) -> str | None:
-        return self._value
-
-    def __setstate__(self, value: str | None) -> None:
-        self._value = value
+    def __reduce__(self) -> tuple[type[Secret], tuple[str | None]]:
+        return Secret, (self._value,)
 
 
 @dataclass(frozen=True)

@@ -54,14 +54,34 @@ def ring_ranges(ring_tokens: Sequence[int]) -> list[TokenRange]:
     return [TokenRange(a, b) for a, b in pairwise(edges)]
 
 
+def apportion(widths: Sequence[int], count: int) -> list[int]:
+    """Parts for each width: `count` in all, proportional to the widths (largest remainders get the
+    parts rounding leaves over), but at least 1 and at most the width each."""
+    fixed: dict[int, int] = {}
+    while True:
+        free = [i for i in range(len(widths)) if i not in fixed]
+        budget = max(0, count - sum(fixed.values()))
+        total = sum(widths[i] for i in free)
+        shares = {i: divmod(budget * widths[i], total) for i in free} if total else {}
+        bounded = {i: min(max(q, 1), widths[i]) for i, (q, _) in shares.items() if not 1 <= q <= widths[i]}
+        if not bounded:
+            break
+        fixed.update(bounded)  # then share what is left among the others
+    parts = [fixed.get(i, shares[i][0] if i in shares else 1) for i in range(len(widths))]
+    left = budget - sum(shares[i][0] for i in free)
+    for i in sorted(free, key=lambda i: shares[i][1], reverse=True)[: max(0, left)]:
+        if parts[i] < widths[i]:
+            parts[i] += 1
+    return parts
+
+
 def split(ranges: Sequence[TokenRange], count: int) -> list[TokenRange]:
-    """About `count` ranges: each ring range cut in parts proportional to its width."""
-    total = sum(r.end - r.start for r in ranges)
+    """`count` ranges (at least one per ring range, at most one per token): each ring range cut in
+    parts proportional to its width."""
     out: list[TokenRange] = []
-    for r in ranges:
-        width = r.end - r.start
-        parts = max(1, min(width, round(count * width / total)))
-        edges = [r.start + (width * i) // parts for i in range(parts)] + [r.end]
+    widths = [r.end - r.start for r in ranges]
+    for r, width, n in zip(ranges, widths, apportion(widths, count)):
+        edges = [r.start + (width * i) // n for i in range(n)] + [r.end]
         out.extend(TokenRange(a, b) for a, b in pairwise(edges))
     return out
 

@@ -15,6 +15,7 @@ from cassio_migration.plan import (
     ROWS_PER_RANGE,
     PlanError,
     TokenRange,
+    apportion,
     check_coverage,
     make_plan,
     range_count,
@@ -65,10 +66,9 @@ def test_make_plan_covers_the_ring(name, count):
     plan = make_plan(tokens, count)
     assert_tiles_ring(plan)
     check_coverage(plan)  # does not raise
-    # The count is close to the one requested: each ring range is off by less than one.
+    # The count is the one requested, unless the ring has more ranges than that.
     ring = ring_ranges(tokens)
-    assert abs(len(plan) - count) < len(ring) or len(plan) == count
-    assert len(plan) >= len(ring)
+    assert len(plan) == max(count, len(ring))
 
 
 def test_make_plan_count_is_exact_on_an_empty_ring():
@@ -266,3 +266,17 @@ def test_range_count_result_makes_a_valid_plan():
     plan = make_plan(random_tokens(16, 7), count)
     assert_tiles_ring(plan)
     assert abs(len(plan) - count) < 17
+
+
+@pytest.mark.parametrize(
+    ("widths", "count", "parts"),
+    [
+        ([10, 10, 10], 4, [2, 1, 1]),  # the left-over part goes to one range
+        ([1, 1, 1000], 10, [1, 1, 8]),  # tiny ranges keep one part; the others share the rest
+        ([5, 2**40], 100, [1, 99]),
+        ([2, 3], 100, [2, 3]),  # never more parts than tokens
+        ([7, 7], 0, [1, 1]),
+    ],
+)
+def test_apportion(widths: list[int], count: int, parts: list[int]) -> None:
+    assert apportion(widths, count) == parts

@@ -227,6 +227,7 @@ def test_a_task_carries_no_secret_and_a_worker_takes_it_from_its_environment() -
     sent = spec.without_secrets()
     assert sent.password is not None and sent.password.is_elsewhere and sent.astra_token is None
     assert "pw-Secr3t" not in repr(sent.__dict__) + repr(pickle.dumps(sent))
+    assert pickle.loads(pickle.dumps(sent)) == sent and pickle.loads(pickle.dumps(spec)) == spec
     assert sent.with_secrets_from_environment({"CASSANDRA_PASSWORD": "other"}).password == Secret("other")
     with pytest.raises(CredentialsError, match="CASSANDRA_PASSWORD is not set in this worker's environment"):
         sent.with_secrets_from_environment({})
