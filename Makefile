@@ -18,9 +18,10 @@ check: venv  ## formatting, lint and types
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: check  ## offline tests (no Java), then on a real node (started if none answers): fast, then slow
+test: check  ## offline tests (no Java); then on a real node (started if none answers): fast, slow, cluster
 	$(PY) -m pytest -q -m "not node"
-	scripts/with-node.sh sh -c '$(PY) -m pytest -q -m "node and not slow" && $(PY) -m pytest -q -m "node and slow"'
+	scripts/with-node.sh sh -c '$(PY) -m pytest -q -m "node and not slow and not cluster" \
+		&& $(PY) -m pytest -q -m "node and slow and not cluster" && $(PY) -m pytest -q -m cluster'
 
 test-fast: venv  ## the offline tests only: no database, no Java
 	$(PY) -m pytest -q -m "not node"

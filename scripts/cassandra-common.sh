@@ -294,6 +294,9 @@ jvm_args() {
     if [[ $FAST_UNSAFE == 1 ]]; then
         a+=(-Dcassandra.unsafesystem=true -Dcassandra.skip_sync=true)
     fi
+    # How often a node records its tables' size estimates (migrate.py plans from them): Cassandra's
+    # 300 s is long for a rehearsal that seeds a table and migrates it right away.
+    a+=("-Dcassandra.size_recorder_interval=${CASSANDRA_SIZE_RECORDER_INTERVAL:-10}")
     printf '%s\n' "${a[@]}"
 }
 

@@ -15,6 +15,7 @@
 #                            keystore path turns on client TLS (required, not optional)
 #   CASSANDRA_START_TIMEOUT  seconds to wait for CQL     (default: 180)
 #   CASSANDRA_FAST_UNSAFE    1: skip fsync (tests only; data may be lost on a crash)
+#   CASSANDRA_SIZE_RECORDER_INTERVAL  seconds between size estimates (default: 10; Cassandra's: 300)
 #   JAVA_BIN, MVN_BIN        java / mvn executables      (default: found on PATH)
 #
 # Exit codes: 0 ok, 1 start failed, 2 prerequisite or port problem, 3 (status) not running.

@@ -37,6 +37,7 @@
 #                            hot code (for short tests); full: both JIT tiers (default)
 #   CASSANDRA_NUM_TOKENS     vnodes per node             (default: 16)
 #   CASSANDRA_FAST_UNSAFE    1: skip fsync (tests only; data may be lost on a crash)
+#   CASSANDRA_SIZE_RECORDER_INTERVAL  seconds between size estimates (default: 10; Cassandra's: 300)
 #   JAVA_BIN, MVN_BIN        java / mvn executables      (default: found on PATH)
 # No authentication and no client TLS (cassandra.sh has those).
 #

@@ -19,12 +19,17 @@ from cassandra.cluster import Session
 from cassio_migration.connect import close_session, open_session
 from cassio_migration.cql import quote
 from cassio_migration.job import ConnectionSpec
-from tests.helpers import PORT, SCRIPT, Result, run_script, script_env
+from tests.helpers import PORT, SCRIPT, LocalCluster, Result, port_open, run_script, script_env
+
+CLUSTER_PORT = 9046  # the test cluster's CQL port on 127.0.0.1-3 (storage port 7004)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "node" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "local_cluster" in fixtures:
+            item.add_marker(pytest.mark.cluster)
+        if "node" in fixtures or "local_cluster" in fixtures:
             item.add_marker(pytest.mark.node)
 
 
@@ -44,6 +49,24 @@ def node() -> Iterator[ConnectionSpec]:
     yield ConnectionSpec(port=PORT)
     if started:
         subprocess.run([str(SCRIPT), "stop"], check=False, env=env)
+
+
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One three-node cluster for the session's cluster tests; each test leaves every node up."""
+    busy = [
+        f"{h}:{p}" for h in ("127.0.0.1", "127.0.0.2", "127.0.0.3") for p in (CLUSTER_PORT, 7004) if port_open(p, h)
+    ]
+    if busy:
+        pytest.fail(f"{', '.join(busy)} already in use: the cluster tests need them for a cluster of their own")
+    # c1: half the JVM's start-up CPU; the cluster tests copy small tables. No CASSANDRA_FAST_UNSAFE:
+    # the tests kill nodes, and a node that never syncs its commit log loses its writes when killed.
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), CLUSTER_PORT, CLUSTER_JIT="c1")
+    try:
+        cluster.must("start")
+        yield cluster
+    finally:
+        cluster.run("stop", "--wipe", timeout=200)
 
 
 @pytest.fixture(scope="session")

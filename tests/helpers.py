@@ -103,7 +103,7 @@ def range_rows(session: Session, keyspace: str, number: int | None = None, job: 
     try:
         return list(
             session.execute(
-                f"SELECT pass_number, range_start, status, worker, rows_read FROM"
+                f"SELECT pass_number, range_start, range_end, status, worker, rows_read FROM"
                 f" {qualified(keyspace, 'cassio_migration_ranges')} WHERE {where} ALLOW FILTERING",
                 params,
             )
@@ -189,3 +189,47 @@ def own_node(port: int, workdir: Path, **env: str) -> Iterator[OwnNode]:
         yield node
     finally:
         node.stop(wipe=True)
+
+
+CLUSTER_SCRIPT = ROOT / "scripts" / "cluster.sh"
+
+
+class LocalCluster:
+    """scripts/cluster.sh with a port and workdir of its own: three real nodes on 127.0.0.1-3."""
+
+    def __init__(self, workdir: Path, port: int, nodes: int = 3, **env: str) -> None:
+        self.workdir = workdir
+        self.port = port
+        self.nodes = nodes
+        self.hosts = [f"127.0.0.{i}" for i in range(1, nodes + 1)]
+        workdir.mkdir(parents=True, exist_ok=True)
+        cached = Path(os.environ.get("CASSANDRA_WORKDIR", ROOT / ".cassandra")) / "lib"
+        if (cached / ".complete").is_file() and not (workdir / "lib").exists():
+            (workdir / "lib").symlink_to(cached.resolve(), target_is_directory=True)
+        # None of the caller's CASSANDRA_* or CLUSTER_* settings leaks into this cluster.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("CASSANDRA_", "CLUSTER_"))}
+        self.env = {
+            **inherited,
+            "CASSANDRA_WORKDIR": str(workdir),
+            "CLUSTER_PORT": str(port),
+            "CLUSTER_NODES": str(nodes),
+            **env,
+        }
+
+    def run(self, *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(CLUSTER_SCRIPT), *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def must(self, *args: str, timeout: float = 400) -> str:
+        result = self.run(*args, timeout=timeout)
+        assert result.returncode == 0, f"cluster.sh {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result.stdout
+
+    def all_up(self) -> None:
+        """Every node running and seeing the others (starts those that are not)."""
+        if self.run("status").returncode != 0:
+            self.must("start")
+
+    def spec(self) -> ConnectionSpec:
+        return ConnectionSpec(contact_points=(self.hosts[0],), port=self.port)

@@ -1,10 +1,9 @@
 """Drive scripts/cluster.sh: a real 3-node Cassandra 5.0 cluster of this module's own.
 
-The cluster runs on 127.0.0.1-3 with CQL port 9046 (storage port 7004) and its own
-CASSANDRA_WORKDIR under pytest's tmp dir (the jars are the repository's cache, symlinked), so
-it runs beside the session's node on 9042 and never touches it. The tests share the one
-cluster and run in file order: kill node3, stop node2, restart node2 with start-node and
-node3 with start, stop all.
+The cluster is the session's (tests/conftest.py `local_cluster`: 127.0.0.1-3, CQL port 9046,
+storage port 7004, its own CASSANDRA_WORKDIR under pytest's tmp dir), beside the session's node
+on 9042. The tests run in file order: kill node3, stop node2, restart node2 with start-node and
+node3 with start, stop all (the session's next cluster test starts it again).
 The first tests need no node at all.
 """
 
@@ -24,10 +23,12 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, S
 from cassandra.policies import FallthroughRetryPolicy, WhiteListRoundRobinPolicy
 from cassandra.query import SimpleStatement
 
+from tests.conftest import CLUSTER_PORT
+from tests.helpers import LocalCluster
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "cluster.sh"
-PORT = 9046
-STORAGE_PORT = 7004  # the script's default: 7000 + PORT - 9042
+PORT = CLUSTER_PORT
 NODES = 3
 HOSTS = [f"127.0.0.{i}" for i in range(1, NODES + 1)]
 DC = "datacenter1"
@@ -103,26 +104,10 @@ def test_start_node_before_start_exits_2(tmp_path: Path) -> None:
 # --- the real cluster -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Start the module's cluster; stop it and wipe it however the tests end."""
-    busy = [f"{h}:{p}" for h in HOSTS for p in (PORT, STORAGE_PORT) if port_open(h, p)]
-    if busy:
-        pytest.fail(f"{', '.join(busy)} already in use: this module needs them for a cluster of its own")
-    workdir = tmp_path_factory.mktemp("cluster")
-    cached = Path(os.environ.get("CASSANDRA_WORKDIR", ROOT / ".cassandra")) / "lib"
-    if (cached / ".complete").is_file():
-        (workdir / "lib").symlink_to(cached.resolve(), target_is_directory=True)
-    # c1: half the JVM's start-up CPU; these tests run little else.
-    env = base_env(workdir, CLUSTER_JIT="c1")
-    try:
-        t0 = time.monotonic()
-        result = run("start", env=env, timeout=400)
-        assert result.returncode == 0, result.stdout + result.stderr
-        print(f"cluster start: {time.monotonic() - t0:.1f} s\n{result.stdout}")
-        yield env
-    finally:
-        run("stop", "--wipe", env=env, timeout=200)
+@pytest.fixture
+def cluster_env(local_cluster: LocalCluster) -> dict[str, str]:
+    """The session's cluster (tests/conftest.py), as the environment of cluster.sh."""
+    return local_cluster.env
 
 
 def connect(hosts: list[str]) -> tuple[Cluster, Session]:
@@ -137,7 +122,7 @@ def connect(hosts: list[str]) -> tuple[Cluster, Session]:
 
 
 @pytest.fixture(scope="module")
-def keyspace(cluster_env: dict[str, str]) -> Iterator[str]:
+def kv_keyspace(local_cluster: LocalCluster) -> Iterator[str]:
     """A NetworkTopologyStrategy keyspace with 3 replicas in the snitch's datacenter, and one table."""
     name = f"c_{uuid.uuid4().hex[:12]}"
     cluster, session = connect(HOSTS)
@@ -167,7 +152,8 @@ def write_and_read(session: Session, keyspace: str, tag: str, rows: int = 20) ->
 
 
 @pytest.mark.cluster
-def test_status_reports_every_node_up(cluster_env: dict[str, str]) -> None:
+def test_status_reports_every_node_up(local_cluster: LocalCluster, cluster_env: dict[str, str]) -> None:
+    local_cluster.all_up()  # whatever the session's other cluster tests left
     result = run("status", env=cluster_env)
     assert result.returncode == 0, result
     lines = node_lines(result.stdout)
@@ -197,7 +183,7 @@ def test_one_ring_of_48_tokens_seen_from_every_node(cluster_env: dict[str, str])
 
 
 @pytest.mark.cluster
-def test_one_node_killed_local_quorum_still_works(cluster_env: dict[str, str], keyspace: str) -> None:
+def test_one_node_killed_local_quorum_still_works(cluster_env: dict[str, str], kv_keyspace: str) -> None:
     result = run("kill", "3", env=cluster_env)
     assert result.returncode == 0 and "Killed node3" in result.stdout, result
     status = run("status", env=cluster_env)
@@ -209,13 +195,13 @@ def test_one_node_killed_local_quorum_still_works(cluster_env: dict[str, str], k
 
     cluster, session = connect(HOSTS[:2])
     try:
-        write_and_read(session, keyspace, "one-down")
+        write_and_read(session, kv_keyspace, "one-down")
     finally:
         cluster.shutdown()
 
 
 @pytest.mark.cluster
-def test_two_nodes_down_local_quorum_is_unavailable(cluster_env: dict[str, str], keyspace: str) -> None:
+def test_two_nodes_down_local_quorum_is_unavailable(cluster_env: dict[str, str], kv_keyspace: str) -> None:
     result = run("stop-node", "2", env=cluster_env)
     assert result.returncode == 0 and "Stopped" in result.stdout, result
     status = run("status", env=cluster_env)
@@ -224,7 +210,7 @@ def test_two_nodes_down_local_quorum_is_unavailable(cluster_env: dict[str, str],
 
     cluster, session = connect(HOSTS[:1])
     insert = SimpleStatement(
-        f"INSERT INTO {keyspace}.kv (k, v) VALUES (1, 'x')", consistency_level=ConsistencyLevel.LOCAL_QUORUM
+        f"INSERT INTO {kv_keyspace}.kv (k, v) VALUES (1, 'x')", consistency_level=ConsistencyLevel.LOCAL_QUORUM
     )
     try:
         # node2 said goodbye; node1 convicts the killed node3 on its own, ~10 s after the kill.
@@ -241,7 +227,7 @@ def test_two_nodes_down_local_quorum_is_unavailable(cluster_env: dict[str, str],
             assert time.monotonic() < deadline, "no Unavailable within 60 s with 2 of 3 replicas down"
             time.sleep(1)
         select = SimpleStatement(
-            f"SELECT v FROM {keyspace}.kv WHERE k = 1", consistency_level=ConsistencyLevel.LOCAL_QUORUM
+            f"SELECT v FROM {kv_keyspace}.kv WHERE k = 1", consistency_level=ConsistencyLevel.LOCAL_QUORUM
         )
         with pytest.raises(Unavailable):
             session.execute(select)
@@ -250,7 +236,7 @@ def test_two_nodes_down_local_quorum_is_unavailable(cluster_env: dict[str, str],
 
 
 @pytest.mark.cluster
-def test_start_node_restarts_a_stopped_node(cluster_env: dict[str, str], keyspace: str) -> None:
+def test_start_node_restarts_a_stopped_node(cluster_env: dict[str, str], kv_keyspace: str) -> None:
     result = run("start-node", "2", env=cluster_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "node2 ready on 127.0.0.2" in result.stdout, result.stdout
@@ -262,13 +248,13 @@ def test_start_node_restarts_a_stopped_node(cluster_env: dict[str, str], keyspac
 
     cluster, session = connect(HOSTS[:2])
     try:
-        write_and_read(session, keyspace, "node2-back")
+        write_and_read(session, kv_keyspace, "node2-back")
     finally:
         cluster.shutdown()
 
 
 @pytest.mark.cluster
-def test_start_restarts_the_killed_node_and_it_rejoins(cluster_env: dict[str, str], keyspace: str) -> None:
+def test_start_restarts_the_killed_node_and_it_rejoins(cluster_env: dict[str, str], kv_keyspace: str) -> None:
     result = run("start", env=cluster_env)
     assert result.returncode == 0, result.stdout + result.stderr
     started = [line for line in result.stdout.splitlines() if line.startswith("Starting node")]
@@ -284,10 +270,10 @@ def test_start_restarts_the_killed_node_and_it_rejoins(cluster_env: dict[str, st
         peers = {str(r.peer) for r in session.execute("SELECT peer FROM system.peers_v2")}
         assert peers == set(HOSTS[:2])
         select = SimpleStatement(
-            f"SELECT v FROM {keyspace}.kv WHERE k = 7", consistency_level=ConsistencyLevel.LOCAL_QUORUM
+            f"SELECT v FROM {kv_keyspace}.kv WHERE k = 7", consistency_level=ConsistencyLevel.LOCAL_QUORUM
         )
         assert session.execute(select).one().v == "node2-back-7"
-        write_and_read(session, keyspace, "all-up-again")
+        write_and_read(session, kv_keyspace, "all-up-again")
     finally:
         cluster.shutdown()
 
