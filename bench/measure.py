@@ -23,7 +23,7 @@ class Measured:
     wall_s: float
     peak_rss_mb: float  # of the process tree: a multi-process program counts all its processes
     cpu_s: float  # user + system of the program and its children
-    node_cpu_s: float | None  # the Cassandra node's CPU over the same span (None: node not local)
+    node_cpu_s: float | None  # the Cassandra nodes' CPU over the same span, summed (None: no node is local)
     other_cpu_s: float  # the rest of the machine's busy CPU: other work that skews the figures
     stdout: str
     stderr: str
@@ -36,6 +36,14 @@ def process_cpu_s(pid: int) -> float | None:
     except psutil.Error:
         return None
     return float(times.user + times.system)
+
+
+def nodes_cpu_s(pids: Sequence[int]) -> float | None:
+    """The nodes' CPU seconds, summed; None without nodes, or when one of them is gone."""
+    found = [process_cpu_s(pid) for pid in pids]
+    if not found or any(c is None for c in found):
+        return None
+    return sum(c for c in found if c is not None)
 
 
 def machine_busy_s() -> float:
@@ -82,11 +90,11 @@ class TreeSampler(threading.Thread):
 
 
 def run_measured(
-    cmd: Sequence[str], env: Mapping[str, str], cwd: str, node_pid: int | None, timeout_s: float
+    cmd: Sequence[str], env: Mapping[str, str], cwd: str, node_pids: Sequence[int], timeout_s: float
 ) -> Measured:
     """Run `cmd` to its end (killed after `timeout_s`) and measure it."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        node_before = process_cpu_s(node_pid) if node_pid else None
+        node_before = nodes_cpu_s(node_pids)
         busy_before = machine_busy_s()
         started = time.monotonic()
         # A session of its own, so that a timeout kills the program's whole tree and nothing else.
@@ -101,7 +109,7 @@ def run_measured(
         killer.cancel()
         sampler.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
-        node_after = process_cpu_s(node_pid) if node_pid else None
+        node_after = nodes_cpu_s(node_pids)
         busy = machine_busy_s() - busy_before
         cpu = usage.ru_utime + usage.ru_stime
         node_cpu = node_after - node_before if node_before is not None and node_after is not None else None

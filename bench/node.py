@@ -23,28 +23,29 @@ def release_version(session: Session) -> str:
     return str(row.release_version) if row else "unknown"
 
 
-def node_pid(spec: ConnectionSpec) -> int | None:
-    """The pid of a node started by scripts/cassandra.sh on this machine, if that is where we connect."""
-    if spec.is_astra or set(spec.contact_points) - {"127.0.0.1", "localhost"}:
-        return None
-    try:
-        pid = int((ROOT / ".cassandra" / f"node-{spec.port}" / "cassandra.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if os.path.exists(f"/proc/{pid}") else None
+def node_pids(spec: ConnectionSpec) -> list[int]:
+    """The pids of the nodes scripts/cassandra.sh or scripts/cluster.sh started on this machine on the
+    port we connect to ([] if none: the node is elsewhere)."""
+    if spec.is_astra or set(spec.contact_points) - {"127.0.0.1", "127.0.0.2", "127.0.0.3", "localhost"}:
+        return []
+    work = Path(os.environ.get("CASSANDRA_WORKDIR", ROOT / ".cassandra"))
+    files = [
+        work / f"node-{spec.port}" / "cassandra.pid",
+        *sorted(work.glob(f"cluster-{spec.port}/node*/cassandra.pid")),
+    ]
+    pids = []
+    for path in files:
+        try:
+            pid = int(path.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if os.path.exists(f"/proc/{pid}"):
+            pids.append(pid)
+    return pids
 
 
 def drop_keyspace(session: Session, keyspace: str) -> None:
     session.execute(f"DROP KEYSPACE IF EXISTS {quote(keyspace)}", timeout=DDL_TIMEOUT_S)
-
-
-def create_keyspace(session: Session, keyspace: str) -> None:
-    """Made here with a long timeout: create.py's own CREATE KEYSPACE has the driver's 60 s, short on a busy node."""
-    session.execute(
-        f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)}"
-        " WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
-        timeout=DDL_TIMEOUT_S,
-    )
 
 
 def create_source(session: Session, keyspace: str, table: str, dimension: int) -> None:

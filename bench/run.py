@@ -1,15 +1,20 @@
-"""Copy benchmark: the original scripts' approach vs migrate.py vs a raw-copy ceiling, on one node.
+"""Copy benchmark: the original scripts' approach vs migrate.py vs a raw-copy ceiling vs the client ceiling.
 
 .venv/bin/python -m bench.run [--rows N] [--dimension D] [--reps R] [--keyspace K] [--workers 1,2,4]
+                              [--routing] [--replication-factor N] [--programs a,b,c,d]
 .venv/bin/python -m bench.run --memory-scale 100000,1000000 [--dimension D]
 
 Drops keyspace K, seeds K.legacy with create.py, then times (a) the original approach,
-(b) migrate.py with its defaults and (c) a raw copy, alternating a, b, c for R reps, each
-program a subprocess of its own into a fresh target; `--workers` adds `migrate.py --workers N`
-for each N to the alternation. Prints one table of medians and writes it as JSON to
-bench/results/latest.json. `--memory-scale` instead seeds each size in turn and runs
-migrate.py once on it: peak RSS against the table's size (bench/results/memory.json). Connection settings come from the
-environment only (not .env), so that every program runs with its own defaults.
+(b) migrate.py with its defaults, (c) a raw copy of the same writes and (d) migrate.py's copy
+into a target without indexes (the client ceiling, benchmark only), alternating a, b, c, d
+for R reps, each program a subprocess of its own into a fresh target; `--workers` adds
+`migrate.py --workers N` for each N to the alternation, `--routing` migrate.py with its range
+scans sent to any node (MIGRATION_SCAN_ROUTING=any). Prints one table of medians and writes
+it as JSON to bench/results/latest.json. `--memory-scale` instead seeds each size in turn and
+runs migrate.py and then migrate.py --verify once on it: peak RSS against the table's size
+(bench/results/memory.json). Connection settings come from the environment only (not .env),
+so that every program runs with its own defaults; on the local cluster:
+CASSANDRA_PORT=9044 ... --replication-factor 3.
 """
 
 from __future__ import annotations
@@ -32,12 +37,11 @@ from cassandra.cluster import Session
 from bench.measure import Measured, run_measured
 from bench.node import (
     count_rows,
-    create_keyspace,
     create_source,
     drop_keyspace,
     drop_table,
     flush,
-    node_pid,
+    node_pids,
     release_version,
     table_exists,
     wait_idle,
@@ -45,6 +49,7 @@ from bench.node import (
 from cassio_migration.connect import close_session, open_session
 from cassio_migration.cql import identifier
 from cassio_migration.job import ConnectionSpec
+from cassio_migration.seed import create_keyspace
 from settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,18 +82,21 @@ JOB_VARIABLES = frozenset(
 
 @dataclass(frozen=True)
 class Program:
-    slug: str  # a, b, c: also the target table's prefix
+    slug: str  # a, b, c, d, r, wN: also the target table's prefix
     name: str
-    key: str  # the target's key column, for the row count
     exit_codes: tuple[int, ...] = (0,)
     workers: int = 0  # migrate.py --workers N
+    env: tuple[tuple[str, str], ...] = ()  # settings of this program's own
 
 
+MIGRATE = Program("b", "migrate.py", (0, 1))  # 1 = done with rejects: the row count decides
 PROGRAMS = (
-    Program("a", "original", "row_id"),
-    Program("b", "migrate.py", "row_id", (0, 1)),  # 1 = done with rejects: the row count decides
-    Program("c", "raw copy", "document_id"),
+    Program("a", "original"),
+    MIGRATE,
+    Program("c", "raw copy (node ceiling)"),
+    Program("d", "client ceiling (no index)"),
 )
+VERIFY = Program("v", "migrate.py --verify")
 
 
 @dataclass(frozen=True)
@@ -99,13 +107,18 @@ class Config:
     keyspace: str
     workers: tuple[int, ...] = ()
     memory_scale: tuple[int, ...] = ()
+    routing: bool = False
+    replication_factor: int = 1
+    only: tuple[str, ...] = ("a", "b", "c", "d")
 
     @property
     def programs(self) -> tuple[Program, ...]:
-        with_workers = tuple(
-            Program(f"w{n}", f"migrate.py --workers {n}", "row_id", (0, 1), workers=n) for n in self.workers
-        )
-        return PROGRAMS + with_workers
+        extra = [Program(f"w{n}", f"migrate.py --workers {n}", (0, 1), workers=n) for n in self.workers]
+        if self.routing:
+            extra.append(
+                Program("r", "migrate.py, scans to any node", (0, 1), env=(("MIGRATION_SCAN_ROUTING", "any"),))
+            )
+        return tuple(p for p in PROGRAMS if p.slug in self.only) + tuple(extra)
 
 
 @dataclass
@@ -126,6 +139,7 @@ class Rep:
     idle_wait_s: float
     error: str = ""
     report: dict[str, Any] = field(default_factory=dict)
+    copy_rows_per_s: float = 0.0  # migrate.py's own figure: rows over the copy's time (no connect, no plan)
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:
@@ -138,9 +152,17 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--keyspace", default=DEFAULT_KEYSPACE, help=f"keyspace, DROPPED first [{DEFAULT_KEYSPACE}]")
     parser.add_argument("--workers", default="", help="also time migrate.py --workers N for each N, e.g. 1,2,4")
     parser.add_argument(
-        "--memory-scale", default="", help="instead: migrate.py once per table size, e.g. 100000,1000000"
+        "--memory-scale", default="", help="instead: migrate.py and --verify once per table size, e.g. 100000,1000000"
     )
+    parser.add_argument("--routing", action="store_true", help="also time migrate.py with MIGRATION_SCAN_ROUTING=any")
+    parser.add_argument(
+        "--replication-factor", type=int, default=1, help="replicas of the keyspace [1; 3 on the cluster]"
+    )
+    parser.add_argument("--programs", default="a,b,c,d", help="which of a, b, c, d to time [a,b,c,d]")
     args = parser.parse_args(argv)
+    only = tuple(p.strip() for p in args.programs.split(",") if p.strip())
+    if not set(only) <= {"a", "b", "c", "d"} or "b" not in only:
+        parser.error("--programs takes a comma-separated subset of a, b, c, d that includes b")
     if args.rows < 1 or args.reps < 1 or not 1 <= args.dimension <= 8192:
         parser.error("--rows and --reps must be at least 1, --dimension from 1 to 8192")
     try:
@@ -150,7 +172,10 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         parser.error("--workers and --memory-scale take comma-separated whole numbers")
     if any(n < 1 for n in workers + sizes):
         parser.error("--workers and --memory-scale take numbers of at least 1")
-    return Config(args.rows, args.dimension, args.reps, identifier("--keyspace", args.keyspace), workers, sizes)
+    keyspace = identifier("--keyspace", args.keyspace)
+    return Config(
+        args.rows, args.dimension, args.reps, keyspace, workers, sizes, args.routing, args.replication_factor, only
+    )
 
 
 def machine(session: Session) -> dict[str, Any]:
@@ -165,8 +190,9 @@ def machine(session: Session) -> dict[str, Any]:
     }
 
 
-def child_env(cfg: Config, workdir: str, target: str) -> dict[str, str]:
+def child_env(cfg: Config, workdir: str, target: str, program: Program = MIGRATE) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in JOB_VARIABLES and not k.startswith("MIGRATION_")}
+    env.update(program.env)
     env.update(
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
         CASSANDRA_KEYSPACE=cfg.keyspace,
@@ -183,10 +209,13 @@ def command(program: Program, cfg: Config, target: str, report: str) -> list[str
     common = ["--keyspace", cfg.keyspace, "--source", SOURCE, "--target", target, "--report", report]
     if program.slug == "a":
         return [sys.executable, "-m", "bench.original", *common, "--dimension", str(cfg.dimension)]
-    if program.slug == "b" or program.workers:
-        workers = ["--workers", str(program.workers)] if program.workers else []
-        return [sys.executable, str(ROOT / "migrate.py"), "--quiet", "--report", report, *workers]
-    return [sys.executable, "-m", "bench.raw_copy", *common]
+    if program.slug == "c":
+        return [sys.executable, "-m", "bench.raw_copy", *common]
+    if program.slug == "d":
+        return [sys.executable, "-m", "bench.client_ceiling", "--report", report]
+    workers = ["--workers", str(program.workers)] if program.workers else []
+    verify = ["--verify"] if program is VERIFY else []
+    return [sys.executable, str(ROOT / "migrate.py"), "--quiet", "--report", report, *workers, *verify]
 
 
 def timeout_s(cfg: Config) -> float:
@@ -207,7 +236,7 @@ def failure(m: Measured, workdir: str) -> str:
 def seed(session: Session, spec: ConnectionSpec, cfg: Config, workdir: str) -> dict[str, Any]:
     """A clean keyspace and the legacy table, flushed so that no program pays for its flush."""
     drop_keyspace(session, cfg.keyspace)
-    create_keyspace(session, cfg.keyspace)
+    create_keyspace(session, cfg.keyspace, cfg.replication_factor)
     create_source(session, cfg.keyspace, SOURCE, cfg.dimension)
     cmd = [
         sys.executable,
@@ -218,7 +247,7 @@ def seed(session: Session, spec: ConnectionSpec, cfg: Config, workdir: str) -> d
         str(cfg.dimension),
         "--quiet",
     ]
-    m = run_measured(cmd, child_env(cfg, workdir, "unused"), workdir, node_pid(spec), timeout_s(cfg))
+    m = run_measured(cmd, child_env(cfg, workdir, "unused"), workdir, node_pids(spec), timeout_s(cfg))
     if m.returncode != 0:
         raise SystemExit(f"create.py failed: {failure(m, workdir)}")
     found = count_rows(session, cfg.keyspace, SOURCE, "document_id")
@@ -246,22 +275,34 @@ def check(m: Measured, program: Program, cfg: Config, written: int, in_target: i
     return ""
 
 
-def run_rep(session: Session, spec: ConnectionSpec, cfg: Config, program: Program, rep: int, workdir: str) -> Rep:
-    target = f"{program.slug}_r{rep}"
-    drop_table(session, cfg.keyspace, target)
+def run_rep(
+    session: Session,
+    spec: ConnectionSpec,
+    cfg: Config,
+    program: Program,
+    rep: int,
+    workdir: str,
+    target: str | None = None,
+    keep: bool = False,
+) -> Rep:
+    """One program's run into a fresh target (or, for --verify, the given one); dropped after unless `keep`."""
+    target = target or f"{program.slug}_r{rep}"
+    if program is not VERIFY:
+        drop_table(session, cfg.keyspace, target)
     # Flushes and compactions left by the previous program would slow this one down.
     idle_wait = wait_idle(session, cfg.keyspace)
-    report_path = os.path.join(workdir, f"{target}.json")
+    report_path = os.path.join(workdir, f"{program.slug}-{target}.json")
     cmd = command(program, cfg, target, report_path)
-    m = run_measured(cmd, child_env(cfg, workdir, target), workdir, node_pid(spec), timeout_s(cfg))
+    m = run_measured(cmd, child_env(cfg, workdir, target, program), workdir, node_pids(spec), timeout_s(cfg))
     report = read_report(report_path)
     in_target = (
-        count_rows(session, cfg.keyspace, target, program.key) if table_exists(session, cfg.keyspace, target) else 0
+        count_rows(session, cfg.keyspace, target, "row_id") if table_exists(session, cfg.keyspace, target) else 0
     )
-    written = int(report.get("rows_written", 0))
+    written = int(report.get("matching" if program is VERIFY else "rows_written", 0))
     elapsed = float(report.get("elapsed_s", 0.0))
     error = check(m, program, cfg, written, in_target, workdir)
-    drop_table(session, cfg.keyspace, target)  # frees the node's memory and disk for the next program
+    if not keep:
+        drop_table(session, cfg.keyspace, target)  # frees the node's memory and disk for the next program
     return Rep(
         program=program.name,
         rep=rep,
@@ -279,6 +320,7 @@ def run_rep(session: Session, spec: ConnectionSpec, cfg: Config, program: Progra
         idle_wait_s=round(idle_wait, 1),
         error=error,
         report=report,
+        copy_rows_per_s=float(report.get("rows_per_s", 0.0)),
     )
 
 
@@ -300,6 +342,9 @@ def summarize(reps: Sequence[Rep], cfg: Config) -> dict[str, dict[str, Any]]:
             "wall_s": median([r.wall_s for r in ok]),
             "peak_rss_mb": median([r.peak_rss_mb for r in ok]),
             "client_cpu_s": median([r.cpu_s for r in ok]),
+            # user + system of the program's whole process tree, interpreter start included
+            "client_cpu_us_per_row": median([r.cpu_s * 1e6 / cfg.rows for r in ok]),
+            "copy_rows_per_s": median([r.copy_rows_per_s for r in ok if r.copy_rows_per_s]),
             "node_cpu_ms_per_row": median([n * 1000 / cfg.rows for n in node]),
             # Below ~100% the node was not the limit (or others took the CPU: see other_cpu_s).
             "node_busy_pct": median([r.node_cpu_s * 100 / (r.wall_s * cores) for r in ok if r.node_cpu_s is not None]),
@@ -323,13 +368,14 @@ def render(result: dict[str, Any]) -> str:
     cfg, mach, seeded = result["config"], result["machine"], result["seed"]
     lines = [
         f"cassio 0.0.x -> 0.1.x copy benchmark: {cfg['rows']:,} rows x {cfg['dimension']} dims,"
-        f" {cfg['reps']} reps alternating a, b, c (keyspace {cfg['keyspace']})",
+        f" {cfg['reps']} reps alternating the programs (keyspace {cfg['keyspace']},"
+        f" replication factor {cfg['replication_factor']})",
         f"machine: {mach['nproc']} CPUs, {mach['ram_gib']} GiB RAM, Cassandra {mach['cassandra']},"
         f" Python {mach['python']}, {mach['platform']}",
         f"seed: create.py wrote {seeded['rows']:,} rows in {seeded['wall_s']} s (flush {seeded['flush_s']} s)",
         "",
-        f"{'program':<30}{'ok':>5}{'rows/s':>9}{'wall s':>9}{'peak RSS MB':>13}{'client CPU s':>14}"
-        f"{'node CPU ms/row':>17}{'node busy %':>13}{'other CPU s':>13}   rows/s by rep",
+        f"{'program':<34}{'ok':>5}{'rows/s':>9}{'copy rows/s':>13}{'wall s':>9}{'peak RSS MB':>13}"
+        f"{'client CPU us/row':>19}{'node CPU ms/row':>17}{'node busy %':>13}{'other CPU s':>13}   rows/s by rep",
     ]
     for program in Config(**result["config"]).programs:
         s = result["programs"][program.name]
@@ -337,8 +383,9 @@ def render(result: dict[str, Any]) -> str:
         if s["rows_per_s_until_failure"] is not None:
             by_rep += f"  (failed reps ran at {fmt(s['rows_per_s_until_failure'])} rows/s until they failed)"
         lines.append(
-            f"{'(' + program.slug + ') ' + program.name:<30}{str(s['ok_reps']) + '/' + str(s['reps']):>5}"
-            f"{fmt(s['rows_per_s']):>9}{fmt(s['wall_s']):>9}{fmt(s['peak_rss_mb']):>13}{fmt(s['client_cpu_s']):>14}"
+            f"{'(' + program.slug + ') ' + program.name:<34}{str(s['ok_reps']) + '/' + str(s['reps']):>5}"
+            f"{fmt(s['rows_per_s']):>9}{fmt(s['copy_rows_per_s']):>13}{fmt(s['wall_s']):>9}"
+            f"{fmt(s['peak_rss_mb']):>13}{fmt(s['client_cpu_us_per_row'], ',.0f'):>19}"
             f"{fmt(s['node_cpu_ms_per_row'], '.2f'):>17}{fmt(s['node_busy_pct'], '.0f'):>13}"
             f"{fmt(s['other_cpu_s']):>13}   {by_rep}"
         )
@@ -347,9 +394,12 @@ def render(result: dict[str, Any]) -> str:
         "",
         f"median rows/s ratios: b/a = {fmt(ratios['b/a'], '.2f')}x   b/c = {fmt(ratios['b/c'], '.2f')}x"
         f"   (b/a against a's speed until it failed: {fmt(ratios['b/a until failure'], '.2f')}x)",
-        "rows/s = rows written / the program's own elapsed time (connect + create target + copy);"
-        " wall s = the whole subprocess; node CPU and node busy % = node CPU / (wall x cores) count all the"
-        " node served meanwhile; other CPU s = the rest of the machine, busy meanwhile (noise)",
+        "rows/s = rows written / the program's own elapsed time (connect + create target + copy); copy rows/s ="
+        " migrate.py's figure over its copy time; wall s = the whole subprocess; client CPU = user + system of"
+        " the program's process tree (interpreter start included) per row; node CPU and node busy % ="
+        " node CPU / (wall x cores) count all the node served meanwhile; other CPU s = the rest of the"
+        " machine, busy meanwhile (noise). (d) writes a table without indexes: not a migration, the client's"
+        " own ceiling.",
     ]
     lines += [
         f"migrate.py --workers {n} / migrate.py in-process: {fmt(ratios[f'w{n}/b'], '.2f')}x"
@@ -375,16 +425,18 @@ def benchmark(cfg: Config, spec: ConnectionSpec, session: Session, workdir: str)
                 flush=True,
             )
     programs = summarize(reps, cfg)
-    a, b, c = (programs[p.name] for p in PROGRAMS)
+    by_slug = {p.slug: programs[p.name] for p in cfg.programs}
+    a, b, c = (by_slug.get(slug, {}) for slug in "abc")
     return {
         "config": asdict(cfg),
         "machine": mach,
         "seed": seeded,
         "programs": programs,
         "ratios": {
-            "b/a": ratio(b["rows_per_s"], a["rows_per_s"]),
-            "b/c": ratio(b["rows_per_s"], c["rows_per_s"]),
-            "b/a until failure": ratio(b["rows_per_s"], a["rows_per_s_until_failure"]),
+            "b/a": ratio(b["rows_per_s"], a.get("rows_per_s")),
+            "b/c": ratio(b["rows_per_s"], c.get("rows_per_s")),
+            "b/a until failure": ratio(b["rows_per_s"], a.get("rows_per_s_until_failure")),
+            "r/b": ratio(by_slug.get("r", {}).get("rows_per_s"), b["rows_per_s"]),
             **{
                 f"w{n}/b": ratio(programs[f"migrate.py --workers {n}"]["rows_per_s"], b["rows_per_s"])
                 for n in cfg.workers
@@ -396,38 +448,44 @@ def benchmark(cfg: Config, spec: ConnectionSpec, session: Session, workdir: str)
 
 
 def memory_scale(cfg: Config, spec: ConnectionSpec, session: Session, workdir: str) -> dict[str, Any]:
-    """migrate.py once per table size: its peak RSS must not grow with the table."""
+    """migrate.py, then migrate.py --verify, once per table size: their peak RSS must not grow with the table."""
     runs = []
     for rows in cfg.memory_scale:
         sized = replace(cfg, rows=rows)
         print(f"seeding {cfg.keyspace}.{SOURCE}: {rows:,} rows x {cfg.dimension} ...", flush=True)
         seeded = seed(session, spec, sized, workdir)
-        r = run_rep(session, spec, sized, PROGRAMS[1], 1, workdir)
-        print(
-            f"{rows:,} rows: {'ok' if r.ok else 'FAILED ' + r.error[-300:]}, {r.rows_per_s:,.1f} rows/s,"
-            f" peak RSS {r.peak_rss_mb:,.0f} MB",
-            flush=True,
-        )
-        runs.append({"rows": rows, "seed_wall_s": seeded["wall_s"], **asdict(r)})
-    first, last = runs[0], runs[-1]
+        target = f"b_{rows}"
+        for program in (MIGRATE, VERIFY):
+            r = run_rep(session, spec, sized, program, 1, workdir, target=target, keep=program is MIGRATE)
+            print(
+                f"{rows:,} rows, {program.name}: {'ok' if r.ok else 'FAILED ' + r.error[-300:]},"
+                f" {r.rows_per_s:,.1f} rows/s, peak RSS {r.peak_rss_mb:,.0f} MB",
+                flush=True,
+            )
+            runs.append({"rows": rows, "seed_wall_s": seeded["wall_s"], **asdict(r)})
+    first = {r["program"]: r for r in runs if r["rows"] == cfg.memory_scale[0]}
+    last = {r["program"]: r for r in runs if r["rows"] == cfg.memory_scale[-1]}
     return {
         "config": asdict(cfg),
         "machine": machine(session),
         "runs": runs,
-        "rss_ratio_largest_to_smallest": ratio(last["peak_rss_mb"], first["peak_rss_mb"]),
+        "rss_ratio_largest_to_smallest": {
+            name: ratio(last[name]["peak_rss_mb"], first[name]["peak_rss_mb"]) for name in first
+        },
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
 def render_memory(result: dict[str, Any]) -> str:
-    lines = [f"migrate.py peak RSS against table size ({result['config']['dimension']} dims)", ""]
-    lines.append(f"{'rows':>12}{'ok':>5}{'rows/s':>10}{'wall s':>10}{'peak RSS MB':>13}")
+    lines = [f"peak RSS against table size ({result['config']['dimension']} dims)", ""]
+    lines.append(f"{'program':<22}{'rows':>12}{'ok':>5}{'rows/s':>10}{'wall s':>10}{'peak RSS MB':>13}")
     for r in result["runs"]:
         lines.append(
-            f"{r['rows']:>12,}{'yes' if r['ok'] else 'NO':>5}{r['rows_per_s']:>10,.1f}{r['wall_s']:>10,.1f}"
-            f"{r['peak_rss_mb']:>13,.1f}"
+            f"{r['program']:<22}{r['rows']:>12,}{'yes' if r['ok'] else 'NO':>5}{r['rows_per_s']:>10,.1f}"
+            f"{r['wall_s']:>10,.1f}{r['peak_rss_mb']:>13,.1f}"
         )
-    lines.append(f"\npeak RSS, largest / smallest table: {fmt(result['rss_ratio_largest_to_smallest'], '.2f')}x")
+    for name, value in result["rss_ratio_largest_to_smallest"].items():
+        lines.append(f"\n{name}: peak RSS, largest / smallest table: {fmt(value, '.2f')}x")
     return "\n".join(lines)
 
 
