@@ -273,6 +273,14 @@ class Settings:
     retry_seconds: float = _setting(
         "MIGRATION_RETRY_SECONDS", _float(0.0), 120.0,
         "how long a failing read or write is retried before the run stops (state saved)")
+    request_timeout: float = _setting(
+        "MIGRATION_REQUEST_TIMEOUT", _float(0.1), 60.0,
+        "seconds the driver waits for an answer to one request before it counts as timed out (and is retried)")
+    window: str = _setting(
+        "MIGRATION_WINDOW", _choice("adaptive", "fixed"), "adaptive",
+        "adaptive: the writes in flight grow while writes succeed and halve when they time out, come back"
+        " slower than a quarter of MIGRATION_REQUEST_TIMEOUT or the database says it is overloaded (a quota),"
+        " never above MIGRATION_CONCURRENCY; fixed: always MIGRATION_CONCURRENCY")
     clock_skew_s: float = _setting(
         "MIGRATION_CLOCK_SKEW_SECONDS", _float(0.0), 300.0,
         "rows written this long before a completed pass began still count as possibly not copied"
@@ -326,6 +334,7 @@ class Settings:
             astra_db_id=self.astra_db_id,
             tls_ca_file=self.tls_ca_file,
             consistency=self.consistency,
+            request_timeout=self.request_timeout,
         )
 
     def target_connection(self) -> ConnectionSpec | None:
@@ -343,6 +352,7 @@ class Settings:
             astra_db_id=self.target_astra_db_id,
             tls_ca_file=self.target_tls_ca_file,
             consistency=self.consistency,
+            request_timeout=self.request_timeout,
             prefix="TARGET_",
         )
 

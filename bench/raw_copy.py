@@ -22,7 +22,7 @@ from typing import Any
 
 from cassio_migration.connect import close_session, open_session, prepare_raw
 from cassio_migration.cql import qualified
-from cassio_migration.inflight import WriteWindow
+from cassio_migration.inflight import Pace, WriteWindow
 from cassio_migration.job import Clusters, ConnectionSpec, Job
 from cassio_migration.legacy import LegacyTable, describe_source
 from cassio_migration.plan import TokenRange, make_plan, ring_tokens
@@ -63,7 +63,7 @@ def run_share(share: Share) -> tuple[int, int]:
         )
         width, nvalues = len(share.source.layout.columns), len(share.source.layout.values)
         # One window for all threads: the node sees `window` writes in flight per process.
-        window = WriteWindow(session, share.window, POLICY)
+        window = WriteWindow(session, Pace(share.window, slow_s=15.0), POLICY)
         stop = threading.Event()
 
         def copy_range(r: TokenRange) -> int:

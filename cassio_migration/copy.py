@@ -16,7 +16,7 @@ from cassandra.query import PreparedStatement
 
 from .connect import prepare_raw
 from .cql import qualified
-from .inflight import RateLimiter, WriteWindow
+from .inflight import Pace, RateLimiter, WriteWindow
 from .job import Job, RunOptions
 from .legacy import LegacyTable
 from .plan import TokenRange
@@ -42,11 +42,13 @@ class RangeCopier:
         rejects: RejectSink,
         rate: RateLimiter,
         budget: ErrorBudget,
+        pace: Pace,
     ) -> None:
         self.options = options
         self.source = source
         self.policy = RetryPolicy(options.retry_seconds)
         self.budget = budget
+        self.pace = pace
         self._source_session = source_session
         self._target_session = target_session
         self._rejects = rejects
@@ -92,7 +94,8 @@ class RangeCopier:
         if stop.is_set():
             return None
         elapsed = time.monotonic() - started
-        return RangeResult(r.start, r.end, counts, elapsed, WorkerId.current(), read_retries, write_retries)
+        worker = WorkerId.current()
+        return RangeResult(r.start, r.end, counts, elapsed, worker, read_retries, write_retries, self.pace.report())
 
     def process(
         self,
@@ -102,11 +105,7 @@ class RangeCopier:
         progress: Callable[[int], None] | None = None,
     ) -> tuple[Counts, int]:
         """Transform and write rows as a range scan returns them; the counts, and how many writes were retried."""
-        window = (
-            None
-            if self.options.dry_run
-            else WriteWindow(self._target_session, self.options.window_per_range, self.policy)
-        )
+        window = None if self.options.dry_run else WriteWindow(self._target_session, self.pace, self.policy)
         values_of = self.transformer.values
         insert = self._insert
         reject = self._rejects.write

@@ -1,15 +1,25 @@
-"""Many writes in flight within a bounded window, retried by the retry policy, rate-limited."""
+"""Many writes in flight: an adaptive window shared by a process's ranges, retries, a rate limit.
+
+The window follows the database, as TCP's congestion window follows the network: it grows
+while writes succeed and halves when they time out, come back slow, or the node says it is
+overloaded (a hosted database's quota, a busy cluster), never above `--concurrency`. So a copy
+that meets a quota backs off instead of failing, and a database that keeps up gets every write
+in flight it can take. `--rate-limit` stays a hard cap on top.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from cassandra.cluster import Session
 
-from .retry import RetryPolicy
+from .retry import OVERLOAD, RetryPolicy
+
+START = 16  # the window's first size: it doubles each round trip until the first back-off (slow start)
 
 
 class RateLimiter:
@@ -42,43 +52,133 @@ class RateLimiter:
             self._sleep(start - now)
 
 
-class WriteWindow:
-    """execute_async with at most `limit` writes in flight; `drain` waits for all.
+@dataclass(frozen=True)
+class PaceReport:
+    """What the window did over a span: how often it backed off, and the sizes it took."""
 
-    Memory is bounded by the window, not by how many rows pass through. A failed write
-    is tried again as the retry policy says; once it gives up, `submit` and `drain` raise
-    its FatalError.
+    backoffs: int = 0
+    low: int = 0
+    high: int = 0
+
+
+class Pace:
+    """How many writes this process keeps in flight: additive increase, multiplicative decrease.
+
+    `ceiling`: never more (`--concurrency`). A write slower than `slow_s`, or failed with a
+    timeout or an overload error, halves the window, once for the writes in flight then; each
+    success grows it by 1/window (one more per round trip), or by one (doubling per round trip)
+    until the first back-off.
     """
 
-    def __init__(self, session: Session, limit: int, policy: RetryPolicy) -> None:
+    def __init__(
+        self, ceiling: int, slow_s: float, adaptive: bool = True, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ceiling = ceiling
+        self.slow_s = slow_s
+        self._adaptive = adaptive
+        self._clock = clock
+        self._window = float(min(ceiling, START) if adaptive else ceiling)
+        self._slow_start = True
+        self._in_flight = 0
+        self._last_cut = float("-inf")
+        self._cond = threading.Condition()
+        self.backoffs = 0
+        self.low = self.high = int(self._window)
+
+    @property
+    def window(self) -> int:
+        return max(1, int(self._window))
+
+    def acquire(self) -> None:
+        """Wait for room in the window, and take it."""
+        with self._cond:
+            while self._in_flight >= self.window:
+                self._cond.wait()
+            self._in_flight += 1
+
+    def release(self) -> None:
+        """A write is over (for good): its room is free."""
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify()
+
+    def answered(self, sent: float, ok: bool) -> None:
+        """A try of a write, sent at `sent`, came back: `ok`, or with an error that says the node is saturated.
+
+        A write sent before the last back-off says nothing new about the window of now (the writes
+        of one burst fail together): only the first of them halves it.
+        """
+        if not self._adaptive:
+            return
+        now = self._clock()
+        with self._cond:
+            if not ok or now - sent > self.slow_s:
+                if sent >= self._last_cut:
+                    self._window = max(1.0, self._window / 2)
+                    self._slow_start = False
+                    self.backoffs += 1
+                    self.low = min(self.low, self.window)
+                    self._last_cut = now
+                return
+            if self._window < self.ceiling:
+                grown = self._window + (1.0 if self._slow_start else 1.0 / self.window)
+                self._window = min(float(self.ceiling), grown)
+                self.high = max(self.high, self.window)
+                self._cond.notify_all()
+
+    def report(self) -> PaceReport:
+        """Back-offs so far, and the window's range: one process's figures, as a range ends."""
+        with self._cond:
+            return PaceReport(self.backoffs, self.low, self.high)
+
+
+class WriteWindow:
+    """One range's writes, sent through the process's `Pace`; `drain` waits for this range's writes.
+
+    Memory is bounded by the window, not by how many rows pass through. A failed write is
+    tried again as the retry policy says, keeping its room in the window meanwhile; once the
+    policy gives up, `submit` and `drain` raise its FatalError.
+    """
+
+    def __init__(self, session: Session, pace: Pace, policy: RetryPolicy) -> None:
         self._session = session
-        self._slots = threading.BoundedSemaphore(limit)
-        self._limit = limit
+        self._pace = pace
         self._policy = policy
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._pending = 0
         self._failure: BaseException | None = None
         self.retries = 0
 
     def submit(self, statement: Any, params: Any) -> None:
         if self._failure is not None:
             raise self._policy.gave_up("a write", self._failure)
-        self._slots.acquire()
+        self._pace.acquire()
+        with self._cond:
+            self._pending += 1
         self._send(statement, params, time.monotonic(), 0)
 
     def _send(self, statement: Any, params: Any, first_try: float, attempt: int) -> None:
+        sent = time.monotonic()
         try:
             future = self._session.execute_async(statement, params)
         except Exception as exc:  # the driver raises synchronously when no host is up
-            self._failed(exc, statement, params, first_try, attempt)
+            self._failed(exc, statement, params, first_try, attempt, sent)
             return
-        future.add_callbacks(self._done, self._failed, errback_args=(statement, params, first_try, attempt))
+        future.add_callbacks(
+            self._done, self._failed, callback_args=(sent,), errback_args=(statement, params, first_try, attempt, sent)
+        )
 
-    def _done(self, _result: Any) -> None:
-        self._slots.release()
+    def _done(self, _result: Any, sent: float) -> None:
+        self._pace.answered(sent, ok=True)
+        self._finished()
 
-    def _failed(self, exc: BaseException, statement: Any, params: Any, first_try: float, attempt: int) -> None:
+    def _failed(
+        self, exc: BaseException, statement: Any, params: Any, first_try: float, attempt: int, sent: float
+    ) -> None:
+        if isinstance(exc, OVERLOAD):
+            self._pace.answered(sent, ok=False)
         if self._policy.should_retry(exc, first_try):
-            with self._lock:
+            with self._cond:
                 self.retries += 1
             timer = threading.Timer(
                 self._policy.delay(attempt), self._send, (statement, params, first_try, attempt + 1)
@@ -86,16 +186,22 @@ class WriteWindow:
             timer.daemon = True
             timer.start()
             return
-        with self._lock:
+        with self._cond:
             if self._failure is None:
                 self._failure = exc
-        self._slots.release()
+        self._finished()
+
+    def _finished(self) -> None:
+        self._pace.release()
+        with self._cond:
+            self._pending -= 1
+            if not self._pending:
+                self._cond.notify_all()
 
     def drain(self) -> None:
-        """Wait until every submitted write has finished; raise if one failed for good."""
-        for _ in range(self._limit):
-            self._slots.acquire()
-        for _ in range(self._limit):
-            self._slots.release()
+        """Wait until every write of this range has finished; raise if one failed for good."""
+        with self._cond:
+            while self._pending:
+                self._cond.wait()
         if self._failure is not None:
             raise self._policy.gave_up("a write", self._failure)

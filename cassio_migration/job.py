@@ -220,6 +220,7 @@ class RunOptions:
     scan_routing: str = "replica"  # replica | any
     rate_limit: float = 0.0
     retry_seconds: float = 120.0
+    window: str = "adaptive"  # adaptive | fixed: the writes in flight follow the database, or stay at `concurrency`
     clock_skew_s: float = 300.0
     max_errors: MaxErrors = MaxErrors()
     runs_dir: str = "runs"
@@ -230,11 +231,6 @@ class RunOptions:
     full: bool = False
     quiet: bool = False
     delete_extra: bool = False
-
-    @property
-    def window_per_range(self) -> int:
-        """Each range's share of the writes in flight."""
-        return max(1, self.concurrency // self.parallel_ranges)
 
     @property
     def uses_dask(self) -> bool:

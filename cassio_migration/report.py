@@ -111,6 +111,18 @@ class MigrateSummary:
             w["rows_per_s"] = round(w["rows"] / self.copy_s, 1) if self.copy_s > 0 else 0.0
         return found
 
+    def window(self) -> dict[str, int]:
+        """The write window over the run: back-offs (each process's last count, summed) and its range."""
+        last: dict[str, int] = {}
+        for r in self.results:
+            last[r.worker.process] = max(last.get(r.worker.process, 0), r.pace.backoffs)
+        sizes = [r.pace for r in self.results if r.pace.high]
+        return {
+            "backoffs": sum(last.values()),
+            "low": min((p.low for p in sizes), default=0),
+            "high": max((p.high for p in sizes), default=0),
+        }
+
     def as_dict(self) -> dict[str, Any]:
         c = self.counts
         return {
@@ -139,6 +151,7 @@ class MigrateSummary:
             "run_folder": self.run_folder,
             "error": self.error,
             "workers": self.workers(),
+            "window": self.window(),
         }
 
     def lines(self) -> str:
@@ -163,6 +176,14 @@ class MigrateSummary:
         for name, w in sorted(data["workers"].items()):
             rows.append(
                 (f"worker {name}", f"{w['ranges']:,.0f} ranges, {w['rows']:,.0f} rows, {w['rows_per_s']:,.0f} rows/s")
+            )
+        window = data["window"]
+        if window["high"]:
+            rows.append(
+                (
+                    "writes in flight",
+                    f"{window['low']} to {window['high']} (backed off {window['backoffs']} times)",
+                )
             )
         if data["write_retries"] or data["read_retries"]:
             rows.append(

@@ -11,6 +11,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from cassandra.cluster import Session
 from .connect import prepare_raw
 from .cql import literal, qualified, quote
 from .errors import UsageError
-from .inflight import WriteWindow
+from .inflight import Pace, WriteWindow
 from .legacy import (
     LAYOUTS,
     SEED_KEY_TYPES,
@@ -83,6 +84,10 @@ CACHE_DIRTY_KINDS: tuple[tuple[str, str, str], ...] = (
     ("cache_key_not_a_list", "llm_string/prompt", "not a python list"),
     ("cache_key_wrong_length", "llm_string/prompt", "['only one value']"),
 )
+
+
+DDL_TIMEOUT_S = 120.0  # schema changes wait for agreement; a busy node needs time
+DDL_POLICY = RetryPolicy(hint="")
 
 
 @dataclass(frozen=True)
@@ -238,24 +243,25 @@ def create_keyspace(session: Session, keyspace: str, replication_factor: int) ->
     """The keyspace, if it is not there yet: NetworkTopologyStrategy, `replication_factor` replicas in the
     data center of the node the session asks (SimpleStrategy's successor for clusters)."""
     data_center = session.execute("SELECT data_center FROM system.local").one().data_center
-    session.execute(
+    cql = (
         f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)} WITH replication ="
-        f" {{'class': 'NetworkTopologyStrategy', {literal(data_center)}: {replication_factor}}}",
-        timeout=120,  # schema changes wait for agreement; a busy node needs time
+        f" {{'class': 'NetworkTopologyStrategy', {literal(data_center)}: {replication_factor}}}"
     )
+    DDL_POLICY.call("creating the keyspace", lambda: session.execute(cql, timeout=DDL_TIMEOUT_S))
 
 
 def create_legacy_table(session: Session, keyspace: str, table: str, spec: SeedSpec) -> None:
     if spec.kind == "history":
-        session.execute(create_history_cql(keyspace, table))
+        statements = [create_history_cql(keyspace, table)]
     elif spec.kind == "kvcache":
-        session.execute(create_kvcache_cql(keyspace, table))
+        statements = [create_kvcache_cql(keyspace, table)]
     else:
         if spec.key_type not in SEED_KEY_TYPES:
             raise UsageError(f"--key-type {spec.key_type!r}: use one of {', '.join(SEED_KEY_TYPES)}")
         column_type = "uuid" if spec.key_type == "autoid" else spec.key_type
-        session.execute(create_table_cql(keyspace, table, column_type, spec.dimension))
-        session.execute(create_index_cql(keyspace, table))
+        statements = [create_table_cql(keyspace, table, column_type, spec.dimension), create_index_cql(keyspace, table)]
+    for cql in statements:  # IF NOT EXISTS: safe to try again
+        DDL_POLICY.call("creating the legacy table", partial(session.execute, cql, timeout=DDL_TIMEOUT_S))
 
 
 def _writes(raw: Session, keyspace: str, table: str, spec: SeedSpec) -> tuple[Any, Iterator[tuple[Any, ...]]]:
@@ -305,7 +311,7 @@ def seed(
     if not spec.append and session.execute(f"SELECT {first_key} FROM {qualified(keyspace, table)} LIMIT 1").one():
         raise UsageError(f"{keyspace}.{table} already has rows: pass --append to add more, or use another table")
     insert, rows = _writes(raw, keyspace, table, spec)
-    window = WriteWindow(raw, concurrency, RetryPolicy(hint=""))
+    window = WriteWindow(raw, Pace(concurrency, slow_s=15.0), RetryPolicy(hint=""))
     written = 0
     for values in rows:
         window.submit(insert, values)

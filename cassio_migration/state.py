@@ -23,10 +23,12 @@ from cassandra.concurrent import execute_concurrent_with_args
 
 from .cql import qualified
 from .errors import RESUME_HINT, FatalError, UsageError
+from .inflight import PaceReport
 from .plan import TokenRange, check_coverage
-from .retry import RetryPolicy
+from .retry import RETRYABLE, RetryPolicy
 
 JOBS = "cassio_migration_jobs"
+PLAN_WRITES_IN_FLIGHT = 8
 RANGES = "cassio_migration_ranges"
 
 
@@ -98,9 +100,11 @@ class RangeResult:
     counts: Counts = Counts()
     duration_s: float = 0.0
     worker: WorkerId = field(default_factory=WorkerId)
-    # How often a page or a write was tried again: reported by the run, not kept in the state.
+    # How often a page or a write was tried again, and the process's write window when the range
+    # ended: reported by the run, not kept in the state.
     read_retries: int = 0
     write_retries: int = 0
+    pace: PaceReport = PaceReport()
 
 
 def context_differences(stored: dict[str, Any], context: dict[str, Any]) -> list[str]:
@@ -142,11 +146,23 @@ class StateStore:
         return self.policy.call("recording progress in the state table", lambda: self.session.execute(query, params))
 
     def _execute_many(self, statement: Any, params: list[tuple[Any, ...]]) -> None:
-        for ok, result in execute_concurrent_with_args(
-            self.session, statement, params, concurrency=32, raise_on_first_error=False
-        ):
-            if not ok:
-                raise FatalError(f"storing the plan failed: {result}; {RESUME_HINT}")
+        """Execute for each of `params`; the ones that failed are tried again, as the policy says."""
+        todo = params
+
+        def some_more() -> None:
+            nonlocal todo
+            results = execute_concurrent_with_args(
+                self.session, statement, todo, concurrency=PLAN_WRITES_IN_FLIGHT, raise_on_first_error=False
+            )
+            failed = [(p, r) for p, (ok, r) in zip(todo, results) if not ok]
+            todo = [p for p, _ in failed]
+            if failed:
+                error = failed[0][1]
+                if not isinstance(error, RETRYABLE):
+                    raise FatalError(f"storing the plan failed: {error}; {RESUME_HINT}")
+                raise error
+
+        self.policy.call("storing the plan", some_more)
 
     def job_row(self) -> Any:
         return self._execute(f"SELECT * FROM {self._jobs} WHERE job = %s", (self.job,)).one()

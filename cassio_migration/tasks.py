@@ -21,7 +21,7 @@ from typing import TextIO
 from .connect import Sessions, open_sessions
 from .copy import RangeCopier
 from .errors import KNOWN_ERRORS, FatalError, MigrationError
-from .inflight import RateLimiter
+from .inflight import Pace, RateLimiter
 from .job import Job, RunOptions
 from .legacy import LegacyTable
 from .plan import TokenRange
@@ -104,6 +104,11 @@ class RangeRunner:
             RejectSink(rejects, spec.source.layout.columns),
             RateLimiter(options.rate_limit / spec.processes),
             ErrorBudget(options.max_errors),
+            Pace(
+                max(1, options.concurrency // spec.processes),
+                slow_s=(spec.job.clusters.target or spec.job.clusters.source).request_timeout / 4,
+                adaptive=options.window == "adaptive",
+            ),
         )
         if spec.pass_info is not None:
             policy = RetryPolicy(options.retry_seconds)

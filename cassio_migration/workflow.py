@@ -48,7 +48,11 @@ def _open_job(sessions: Sessions, job: Job, options: RunOptions, echo: Echo) -> 
     """Recognise the source, check (and unless dry run, create) the target."""
     source, target = _tables(sessions, job)
     echo(f"source {source.name}: {source.describe()}")
-    prepare_target(sessions.target_plain, target, create=not options.dry_run)
+    # cassio's CREATE ... IF NOT EXISTS: safe to try again when a busy node times out.
+    create = not options.dry_run
+    RetryPolicy(options.retry_seconds).call(
+        "creating the target table", lambda: prepare_target(sessions.target_plain, target, create=create)
+    )
     return source, target
 
 

@@ -15,6 +15,8 @@
 #                            keystore path turns on client TLS (required, not optional)
 #   CASSANDRA_START_TIMEOUT  seconds to wait for CQL     (default: 180)
 #   CASSANDRA_FAST_UNSAFE    1: skip fsync (tests only; data may be lost on a crash)
+#   CASSANDRA_MAX_REQUESTS_PER_SECOND  a request quota: native_transport_rate_limiting_enabled with
+#                            this native_transport_max_requests_per_second (default: none)
 #   CASSANDRA_SIZE_RECORDER_INTERVAL  seconds between size estimates (default: 10; Cassandra's: 300)
 #   JAVA_BIN, MVN_BIN        java / mvn executables      (default: found on PATH)
 #
@@ -49,6 +51,13 @@ AUTH=${CASSANDRA_AUTH:-}
 TLS_KEYSTORE=${CASSANDRA_TLS_KEYSTORE:-}
 TLS_KEYSTORE_PASSWORD=${CASSANDRA_TLS_KEYSTORE_PASSWORD:-}
 EXTRA_YAML=
+QUOTA=${CASSANDRA_MAX_REQUESTS_PER_SECOND:-}
+if [[ -n $QUOTA ]]; then
+    [[ $QUOTA =~ ^[1-9][0-9]*$ ]] || die 2 "CASSANDRA_MAX_REQUESTS_PER_SECOND=$QUOTA is not a positive integer"
+    # A request quota, as a hosted database has one: past it the node holds requests back.
+    EXTRA_YAML="native_transport_rate_limiting_enabled: true
+native_transport_max_requests_per_second: $QUOTA"
+fi
 HEAP=${CASSANDRA_HEAP:-2G}
 FAST_UNSAFE=${CASSANDRA_FAST_UNSAFE:-0}
 # The default superuser at once rather than after 10 s (one node: the first try succeeds).

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from cassandra import WriteTimeout
+from cassandra.protocol import OverloadedErrorMessage
 
 from cassio_migration.errors import FatalError
-from cassio_migration.inflight import RateLimiter, WriteWindow
+from cassio_migration.inflight import START, Pace, PaceReport, RateLimiter, WriteWindow
 from cassio_migration.retry import RetryPolicy
 
 
@@ -18,9 +19,12 @@ class FakeFuture:
     def __init__(self, session: FakeSession, params: Any) -> None:
         self.session, self.params = session, params
 
-    def add_callbacks(self, callback: Any, errback: Any, errback_args: tuple[Any, ...] = ()) -> None:
+    def add_callbacks(
+        self, callback: Any, errback: Any, callback_args: tuple[Any, ...] = (), errback_args: tuple[Any, ...] = ()
+    ) -> None:
         # Answer from another thread a little later, as the driver's event loop does.
-        threading.Timer(0.002, self.session.answer, (self.params, callback, errback, errback_args)).start()
+        args = (self.params, callback, errback, callback_args, errback_args)
+        threading.Timer(0.002, self.session.answer, args).start()
 
 
 class FakeSession:
@@ -38,19 +42,21 @@ class FakeSession:
             self.peak = max(self.peak, self.in_flight)
         return FakeFuture(self, params)
 
-    def answer(self, params: Any, callback: Any, errback: Any, errback_args: tuple[Any, ...]) -> None:
+    def answer(
+        self, params: Any, callback: Any, errback: Any, callback_args: tuple[Any, ...], errback_args: tuple[Any, ...]
+    ) -> None:
         with self.lock:
             self.in_flight -= 1
             tries = self.tries[params] = self.tries.get(params, 0) + 1
         if tries <= self.failures:
             errback(WriteTimeout("timed out", write_type=0), *errback_args)
         else:
-            callback(None)
+            callback(None, *callback_args)
 
 
 def test_the_window_bounds_the_writes_in_flight_and_drain_waits_for_all() -> None:
     session = FakeSession()
-    window = WriteWindow(session, 8, RetryPolicy(5))  # type: ignore[arg-type]
+    window = WriteWindow(session, Pace(8, slow_s=10, adaptive=False), RetryPolicy(5))  # type: ignore[arg-type]
     for i in range(200):
         window.submit("INSERT", (i,))
     window.drain()
@@ -60,7 +66,7 @@ def test_the_window_bounds_the_writes_in_flight_and_drain_waits_for_all() -> Non
 
 def test_a_timed_out_write_is_retried_until_it_succeeds() -> None:
     session = FakeSession(failures=2)
-    window = WriteWindow(session, 4, RetryPolicy(30, first_delay_s=0.001))  # type: ignore[arg-type]
+    window = WriteWindow(session, Pace(4, slow_s=10), RetryPolicy(30, first_delay_s=0.001))  # type: ignore[arg-type]
     for i in range(10):
         window.submit("INSERT", (i,))
     window.drain()
@@ -69,7 +75,7 @@ def test_a_timed_out_write_is_retried_until_it_succeeds() -> None:
 
 def test_a_write_that_keeps_failing_stops_the_run_with_the_resume_hint() -> None:
     session = FakeSession(failures=10**6)
-    window = WriteWindow(session, 4, RetryPolicy(0.2, first_delay_s=0.01))  # type: ignore[arg-type]
+    window = WriteWindow(session, Pace(4, slow_s=10), RetryPolicy(0.2, first_delay_s=0.01))  # type: ignore[arg-type]
     window.submit("INSERT", (1,))
     with pytest.raises(FatalError) as info:
         window.drain()
@@ -78,6 +84,66 @@ def test_a_write_that_keeps_failing_stops_the_run_with_the_resume_hint() -> None
     assert message.endswith("the state is saved; run the same command again to resume")
     with pytest.raises(FatalError):
         window.submit("INSERT", (2,))  # no further write once one has failed for good
+
+
+class QuotaSession:
+    """A database that takes `capacity` writes at once: a write beyond that is refused as overloaded."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_flight = self.peak = self.refused = self.written = 0
+        self.lock = threading.Lock()
+
+    def execute_async(self, statement: Any, params: Any) -> QuotaFuture:
+        with self.lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            over = self.in_flight > self.capacity
+        return QuotaFuture(self, over)
+
+
+class QuotaFuture:
+    def __init__(self, session: QuotaSession, over: bool) -> None:
+        self.session, self.over = session, over
+
+    def add_callbacks(self, callback: Any, errback: Any, callback_args: Any = (), errback_args: Any = ()) -> None:
+        threading.Timer(0.002, self.answer, (callback, errback, callback_args, errback_args)).start()
+
+    def answer(self, callback: Any, errback: Any, callback_args: Any, errback_args: Any) -> None:
+        with self.session.lock:
+            self.session.in_flight -= 1
+            if self.over:
+                self.session.refused += 1
+            else:
+                self.session.written += 1
+        if self.over:
+            errback(OverloadedErrorMessage(0x1001, "quota exceeded", None), *errback_args)
+        else:
+            callback(None, *callback_args)
+
+
+def test_under_a_quota_the_window_backs_off_and_every_write_gets_through() -> None:
+    session = QuotaSession(capacity=6)
+    pace = Pace(128, slow_s=10)
+    window = WriteWindow(session, pace, RetryPolicy(30, first_delay_s=0.001))  # type: ignore[arg-type]
+    for i in range(600):
+        window.submit("INSERT", (i,))
+    window.drain()
+    assert session.written == 600 and session.refused > 0  # nothing lost, no write out of retries
+    report = pace.report()
+    assert report.backoffs >= 1 and report.low <= 8 and report.high <= 128
+    # Refusals stay a small share: the window settles near what the database takes.
+    assert session.refused < 600, session.refused
+
+
+def test_a_fixed_window_does_not_adapt() -> None:
+    session = QuotaSession(capacity=6)
+    pace = Pace(32, slow_s=10, adaptive=False)
+    window = WriteWindow(session, pace, RetryPolicy(30, first_delay_s=0.001))  # type: ignore[arg-type]
+    for i in range(200):
+        window.submit("INSERT", (i,))
+    window.drain()
+    assert session.written == 200 and pace.report() == PaceReport(0, 32, 32)
 
 
 class FakeClock:
@@ -117,3 +183,38 @@ def test_no_rate_means_no_wait() -> None:
     for _ in range(1000):
         limiter.acquire()
     assert not limiter.limited and time.monotonic() - began < 0.5
+
+
+def test_the_window_doubles_per_round_trip_then_halves_once_per_burst_then_grows_by_one() -> None:
+    clock = FakeClock()
+    pace = Pace(128, slow_s=1.0, clock=clock.time)
+    assert pace.window == START == 16
+    for _ in range(16):
+        pace.answered(clock.now, ok=True)
+    assert pace.window == 32  # slow start: +1 a write, doubling per round trip
+    burst = clock.now
+    clock.now += 0.01
+    pace.answered(burst, ok=False)
+    assert pace.window == 16
+    pace.answered(burst, ok=False)  # sent before the back-off, with the first: no second cut
+    assert pace.window == 16 and pace.backoffs == 1
+    sent = clock.now
+    clock.now += 2.5
+    pace.answered(sent, ok=True)  # slower than slow_s: a back-off, though it succeeded
+    assert pace.window == 8 and pace.backoffs == 2
+    for _ in range(8):
+        pace.answered(clock.now, ok=True)
+    assert pace.window == 9  # additive increase: one per round trip after the first back-off
+    assert pace.report() == PaceReport(2, 8, 32)
+
+
+def test_the_window_never_exceeds_its_ceiling_nor_drops_below_one() -> None:
+    clock = FakeClock()
+    pace = Pace(20, slow_s=1.0, clock=clock.time)
+    for _ in range(1000):
+        pace.answered(clock.now, ok=True)
+    assert pace.window == 20
+    for _ in range(20):
+        clock.now += 1
+        pace.answered(clock.now, ok=False)
+    assert pace.window == 1

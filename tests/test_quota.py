@@ -1,0 +1,59 @@
+"""A database with a request quota: the adaptive write window backs off instead of failing.
+
+A node of this module's own (port 9051) runs with Cassandra's native transport rate limit
+(`native_transport_max_requests_per_second`, as a hosted database has a quota): past it the
+node holds requests back, so they wait, and with a short request timeout they time out. A
+fixed window of 128 writes runs into those timeouts again and again (its retries get it
+through, at half the quota's pace); the adaptive window (the default) shrinks to what the
+quota lets through, and finishes with few timeouts and faster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cassio_migration.job import ConnectionSpec
+from tests.helpers import OwnNode, own_node, report_of, run_script, script_env
+
+pytestmark = pytest.mark.slow
+
+QUOTA_PORT = 9051
+QUOTA = 50  # requests a second
+ROWS = 1500
+
+
+@pytest.fixture(scope="module")
+def quota_node(node: ConnectionSpec, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnNode]:
+    yield from own_node(QUOTA_PORT, tmp_path_factory.mktemp("node-quota"), CASSANDRA_MAX_REQUESTS_PER_SECOND=str(QUOTA))
+
+
+def test_under_a_quota_the_adaptive_window_backs_off_and_beats_the_fixed_one(
+    quota_node: OwnNode, tmp_path: Path
+) -> None:
+    # 128 writes in flight at 50 requests a second wait 2.5 s each: past the 1 s timeout.
+    seeding = script_env("quota", tmp_path, port=QUOTA_PORT)
+    created = run_script("create.py", seeding, tmp_path, "--rows", str(ROWS), "--concurrency", "16", "--quiet")
+    assert created.code == 0, created.out + created.err
+    env = {**seeding, "MIGRATION_REQUEST_TIMEOUT": "1", "MIGRATION_RETRY_SECONDS": "15"}
+
+    fixed = report_of(
+        "migrate.py", {**env, "MIGRATION_WINDOW": "fixed", "TARGET_TABLE": "fixed"}, tmp_path, report="f.json"
+    )
+    assert fixed["write_retries"] >= ROWS / 10, fixed  # the fixed window's writes time out, again and again
+    assert fixed["window"] == {"backoffs": 0, "low": 128, "high": 128}
+
+    adaptive = report_of("migrate.py", env, tmp_path, report="a.json")  # the defaults: exit 0
+    assert (adaptive["status"], adaptive["rows_written"], adaptive["rows_rejected"]) == ("done", ROWS, 0)
+    window = adaptive["window"]
+    assert window["backoffs"] >= 1 and 1 <= window["low"] < window["high"] <= 128, window
+    assert adaptive["write_retries"] < fixed["write_retries"] / 2, (adaptive, fixed)
+    assert adaptive["rows_per_s"] > fixed["rows_per_s"], (adaptive, fixed)
+    print(
+        f"quota {QUOTA}/s: fixed window {fixed['write_retries']} write retries, {fixed['rows_per_s']} rows/s;"
+        f" adaptive {adaptive['write_retries']} retries, {adaptive['rows_per_s']} rows/s, window {window}"
+    )
+    verified = report_of("migrate.py", env, tmp_path, "--verify", report="v.json")
+    assert (verified["status"], verified["matching"], verified["missing"]) == ("clean", ROWS, 0)
