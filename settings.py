@@ -22,6 +22,7 @@ from dotenv import dotenv_values
 from cassio_migration.cql import identifier
 from cassio_migration.errors import SettingsError
 from cassio_migration.job import (
+    FRAMEWORKS,
     Clusters,
     ConnectionSpec,
     Job,
@@ -223,14 +224,20 @@ class Settings:
         "the table create.py fills with fake data (set OLD_TABLE to it to rehearse)")
     vector_dimension: int = _setting("VECTOR_DIMENSION", _int(1, 8192), 1536, "create.py: vector dimension")
     num_sample_vectors: int = _setting("NUM_SAMPLE_VECTORS", _int(0), 10_000, "create.py: number of rows")
+    target_framework: str = _setting(
+        "TARGET_FRAMEWORK", _choice(*FRAMEWORKS), "cassio",
+        "who reads the target: cassio (0.1.x classes), langchain (langchain-community's Cassandra classes) or"
+        " llamaindex (CassandraVectorStore); the settings below that are left unset take that reader's layout",
+        flag="--for", metavar="cassio|langchain|llamaindex", section="--- What the target looks like ---")
     metadata_indexing: MetadataIndexing = _setting(
         "METADATA_INDEXING", _indexing, MetadataIndexing(),
         "which metadata keys cassio indexes (in metadata_s; the others go to attributes_blob):"
-        " all, none, allow:k1,k2 or deny:k1,k2",
-        flag="--metadata-indexing", metavar="POLICY", section="--- What the target looks like ---")
+        " all, none, allow:k1,k2 or deny:k1,k2; unset: all (--for llamaindex: deny:_node_content)",
+        flag="--metadata-indexing", metavar="POLICY")
     target_key_type: str = _setting(
         "TARGET_KEY_TYPE", _choice("same", "text"), "same",
-        "target key type: same (as the source) or text (UUID keys become their string form)",
+        "target key type: same (as the source) or text (UUID keys become their string form);"
+        " unset: same (--for langchain or llamaindex: text)",
         flag="--key-type", metavar="same|text")
     metadata_wrap_key: str | None = _setting(
         "METADATA_WRAP_KEY", _text, None,
@@ -301,6 +308,9 @@ class Settings:
         " ASTRA_DB_APPLICATION_TOKEN, and their TARGET_ twins, from their own environment)",
         flag="--scheduler", metavar="ADDRESS")
     # fmt: on
+    # The settings the user gave (environment, .env or flag), by attribute: a framework preset
+    # (TARGET_FRAMEWORK) fills in only the others.
+    explicit: frozenset[str] = field(default=frozenset(), repr=False)
 
     @property
     def is_astra(self) -> bool:
@@ -361,7 +371,8 @@ class Settings:
 
     def override(self, **flags: Any) -> Settings:
         """Command-line values (already parsed) win over the environment; a flag left out (None) changes nothing."""
-        return replace(self, **{attr: value for attr, value in flags.items() if value is not None})
+        given = {attr: value for attr, value in flags.items() if value is not None}
+        return replace(self, **given, explicit=self.explicit | given.keys())
 
     def job(self) -> Job:
         """What these settings say to copy."""
@@ -385,7 +396,7 @@ class Settings:
 
 
 VARIABLES: tuple[Variable, ...] = tuple(
-    Variable(attr=f.name, default=f.default, **f.metadata["variable"]) for f in fields(Settings)
+    Variable(attr=f.name, default=f.default, **f.metadata["variable"]) for f in fields(Settings) if f.metadata
 )
 BY_NAME = {v.name: v for v in VARIABLES}
 FLAGGED = tuple(v for v in VARIABLES if v.flag)
@@ -403,7 +414,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | N
         raw = merged.get(var.name)
         # An empty value (KEY= in .env) means "not set", as in the seed's template.
         values[var.attr] = var.parse(var.name, raw) if raw not in (None, "") else var.default
-    return Settings(**values)
+    explicit = frozenset(var.attr for var in VARIABLES if merged.get(var.name) not in (None, ""))
+    return Settings(**values, explicit=explicit)
 
 
 TEMPLATE_DEFAULTS = {  # what template.env suggests where it differs from the built-in default
@@ -411,6 +423,9 @@ TEMPLATE_DEFAULTS = {  # what template.env suggests where it differs from the bu
     "OLD_TABLE": "legacy_vectors",
     "TARGET_TABLE": "vectors",
     "FAKE_DATA_OLD_TABLE": "legacy_vectors",
+    # left empty, so that TARGET_FRAMEWORK's preset can set them
+    "METADATA_INDEXING": "",
+    "TARGET_KEY_TYPE": "",
 }
 
 

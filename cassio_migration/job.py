@@ -185,9 +185,16 @@ class MaxErrors:
         return "no limit" if self.rows is None else str(self.rows)
 
 
+# Who reads the target (TARGET_FRAMEWORK, --for): each sets the layout that reader opens.
+FRAMEWORKS = ("cassio", "langchain", "llamaindex")
+
+
 @dataclass(frozen=True)
 class Job:
-    """What is copied: the source table, the target table, and how rows are transformed."""
+    """What is copied: the source table, the target table, and how rows are transformed.
+
+    `explicit`: the settings the user gave; a framework preset fills in only the others.
+    """
 
     clusters: Clusters
     keyspace: str
@@ -199,6 +206,8 @@ class Job:
     metadata_wrap_key: str | None = None
     partition_id: str | None = None  # vector tables: a clustered target, every row in this partition
     partition_field: str | None = None  # vector tables: a clustered target, the partition from this metadata field
+    target_framework: str = "cassio"  # one of FRAMEWORKS
+    explicit: frozenset[str] = frozenset()
 
     @property
     def target_ks(self) -> str:

@@ -155,6 +155,25 @@ class LegacyTable:
         return self.layout.label
 
 
+# Tables already in a cassio 0.1.x layout, by their columns: who writes them.
+CURRENT_LAYOUTS = {
+    frozenset({"row_id", "body_blob", "vector", "metadata_s", "attributes_blob"}): (
+        "MetadataVectorCassandraTable, as cassio 0.1.x VectorTable and LangChain's Cassandra vector store"
+        " (langchain 0.0.281 and later) write it"
+    ),
+    frozenset({"partition_id", "row_id", "body_blob", "vector", "metadata_s", "attributes_blob"}): (
+        "ClusteredMetadataVectorCassandraTable, as LlamaIndex's CassandraVectorStore (every release) writes it"
+    ),
+    frozenset({"partition_id", "row_id", "body_blob"}): (
+        "ClusteredCassandraTable, as LangChain's CassandraChatMessageHistory (langchain 0.0.281 and later)"
+        " and cassio 0.1.x StoredBlobHistory write it"
+    ),
+    frozenset({"key_desc", "key_vals", "body_blob"}): (
+        "ElasticCassandraTable, as LangChain's CassandraCache and cassio 0.1.x KVCache write it"
+    ),
+}
+
+
 def table_columns(session: Session, keyspace: str, table: str) -> dict[str, tuple[str, str]]:
     """{column: (kind, type)} from system_schema; {} when the table does not exist."""
     rows = session.execute(
@@ -178,6 +197,12 @@ def describe_source(session: Session, keyspace: str, table: str) -> LegacyTable:
         raise SchemaError(f"table {keyspace}.{table} does not exist: check OLD_TABLE")
     layout = next((lay for lay in LAYOUTS.values() if set(lay.columns) == set(columns)), None)
     if layout is None:
+        current = CURRENT_LAYOUTS.get(frozenset(columns))
+        if current is not None:
+            raise SchemaError(
+                f"{keyspace}.{table} is already in the cassio 0.1.x layout ({current}): nothing to migrate;"
+                " open it as it is"
+            )
         found = ", ".join(f"{name} {ctype}" for name, (_, ctype) in sorted(columns.items()))
         known = ", ".join(f"{lay.cls} ({', '.join(lay.columns)})" for lay in LAYOUTS.values())
         raise SchemaError(

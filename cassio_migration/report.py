@@ -68,6 +68,14 @@ def write_json(path: str, data: dict[str, Any]) -> None:
         f.write("\n")
 
 
+def handoff_lines(open_with: dict[str, Any] | None) -> str:
+    """The closing lines that tell how to open the target (after the summary's table)."""
+    if not open_with:
+        return ""
+    code = "\n".join(f"    {line}" if line else "" for line in open_with["code"].splitlines())
+    return f"\n\nopen the result with {open_with['class']} (--for {open_with['framework']}):\n\n{code}"
+
+
 @dataclass
 class MigrateSummary:
     status: str
@@ -86,6 +94,12 @@ class MigrateSummary:
     rejects_file: str | None = None
     run_folder: str | None = None
     error: str | None = None
+    open_with: dict[str, Any] | None = None  # how to open the target (handoff.open_with)
+
+    @property
+    def finished(self) -> bool:
+        """The copy is done (rejected rows aside) and wrote the target: time to say how to open it."""
+        return self.status in ("done", "done_with_rejects") and not self.dry_run
 
     @property
     def counts(self) -> Counts:
@@ -152,6 +166,7 @@ class MigrateSummary:
             "error": self.error,
             "workers": self.workers(),
             "window": self.window(),
+            "open_with": self.open_with if self.finished else None,
         }
 
     def lines(self) -> str:
@@ -194,7 +209,7 @@ class MigrateSummary:
             )
         if self.rejects_file:
             rows.append(("rejects file", self.rejects_file))
-        return table(rows)
+        return table(rows) + (handoff_lines(self.open_with) if self.finished else "")
 
 
 VERIFY_LABELS = {
@@ -215,6 +230,7 @@ class VerifySummary:
     target: str
     counts: VerifyCounts
     elapsed_s: float = 0.0
+    open_with: dict[str, Any] | None = None  # how to open the target (handoff.open_with)
 
     @property
     def clean(self) -> bool:
@@ -229,6 +245,7 @@ class VerifySummary:
             **self.counts.counts,
             "examples": {k: v for k, v in self.counts.examples.items() if v},
             "elapsed_s": round(self.elapsed_s, 3),
+            "open_with": self.open_with if self.clean else None,
         }
 
     def lines(self) -> str:
@@ -241,4 +258,4 @@ class VerifySummary:
             ex = self.counts.examples[c]
             rows.append((VERIFY_LABELS[c], f"{self.counts.counts[c]:,}" + (f"  e.g. {', '.join(ex)}" if ex else "")))
         rows.append(("time", f"{self.elapsed_s:.1f} s"))
-        return table(rows)
+        return table(rows) + (handoff_lines(self.open_with) if self.clean else "")

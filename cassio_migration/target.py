@@ -86,32 +86,27 @@ def target_spec(source: LegacyTable, job: Job) -> TargetSpec:
     )
 
 
-def cassio_table(session: Session, spec: TargetSpec, *, provision: bool, keys: list[str] | None = None) -> Any:
-    """cassio's own table object for the target; `provision` lets cassio create it.
+def table_arguments(spec: TargetSpec, keys: list[str] | None = None) -> tuple[type, dict[str, Any]]:
+    """cassio's table class for the target, and its arguments but session, keyspace, table and skip_provisioning.
 
     `keys`: an LLM cache's key names (the table object normalises one set of keys).
     """
-    common: dict[str, Any] = {
-        "session": session,
-        "keyspace": spec.keyspace,
-        "table": spec.table,
-        "skip_provisioning": not provision,
-    }
     if spec.kind == "history":  # as 0.1.x StoredBlobHistory makes it
-        return ClusteredCassandraTable(primary_key_type=["TEXT", "TIMEUUID"], ordering_in_partition="DESC", **common)
+        return ClusteredCassandraTable, {"primary_key_type": ["TEXT", "TIMEUUID"], "ordering_in_partition": "DESC"}
     if spec.kind == "kvcache":  # as 0.1.x KVCache makes it
         keys = keys or PROVISIONING_KEYS
-        return ElasticCassandraTable(keys=keys, primary_key_type=["TEXT"] * len(keys), **common)
-    vector: dict[str, Any] = {
-        "vector_dimension": spec.dimension,
-        "metadata_indexing": spec.metadata_indexing.cassio(),
-        **common,
-    }
+        return ElasticCassandraTable, {"keys": keys, "primary_key_type": ["TEXT"] * len(keys)}
+    vector: dict[str, Any] = {"vector_dimension": spec.dimension, "metadata_indexing": spec.metadata_indexing.cassio()}
     if spec.clustered_vector:
-        return ClusteredMetadataVectorCassandraTable(
-            partition_id=spec.partition_id, primary_key_type=["TEXT", spec.key_type.upper()], **vector
-        )
-    return MetadataVectorCassandraTable(primary_key_type=spec.key_type.upper(), **vector)
+        clustered = {"partition_id": spec.partition_id, "primary_key_type": ["TEXT", spec.key_type.upper()]}
+        return ClusteredMetadataVectorCassandraTable, {**clustered, **vector}
+    return MetadataVectorCassandraTable, {"primary_key_type": spec.key_type.upper(), **vector}
+
+
+def cassio_table(session: Session, spec: TargetSpec, *, provision: bool, keys: list[str] | None = None) -> Any:
+    """cassio's own table object for the target; `provision` lets cassio create it."""
+    cls, arguments = table_arguments(spec, keys)
+    return cls(session=session, keyspace=spec.keyspace, table=spec.table, skip_provisioning=not provision, **arguments)
 
 
 def _normal_type(ctype: str) -> str:

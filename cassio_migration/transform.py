@@ -19,6 +19,10 @@ Rules for rows cassio 0.1.x cannot take as they are (README, "Rules for unusual 
   there, is rejected (`partition_field_missing`, `partition_field_not_scalar`).
 - an LLM cache row whose `cache_key` is not the `str()` of a list with one value per
   name of `key_desc`: rejected (`cache_key_malformed`).
+- for a framework's reader (`--for langchain`, `--for llamaindex`): a vector row with a NULL
+  `document` (`document_null`); for LlamaIndex, one whose metadata has no `_node_content`
+  string, or one that is not a JSON object (`node_content_missing`, `node_content_malformed`):
+  see frameworks.row_problem.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from .frameworks import row_problem
 from .job import Job
 from .target import TargetSpec, cassio_table
 
@@ -90,11 +95,13 @@ class VectorTransformer(RowTransformer):
         key_to_text: bool = False,
         wrap_key: str | None = None,
         partition_field: str | None = None,
+        framework: str = "cassio",
     ) -> None:
         super().__init__(table)
         self._key_to_text = key_to_text
         self._wrap_key = wrap_key
         self._partition_field = partition_field
+        self._framework = framework
         self.same_order = not key_to_text and self.key == ("row_id",)
         # With metadata always given, cassio's put writes the same columns for every row.
         probe = self._normalize(uuid.UUID(int=0), "", b"", {}, "p")
@@ -153,6 +160,9 @@ class VectorTransformer(RowTransformer):
         partition = self.partition(metadata)
         if isinstance(partition, Reject):
             return partition
+        problem = row_problem(self._framework, document, metadata)
+        if problem is not None:
+            return Reject(*problem)
         try:
             normalized = self._normalize(self.key_of(document_id), document, vector, metadata, partition)
         except (ValueError, TypeError, OverflowError) as exc:
@@ -248,4 +258,5 @@ def transformer_for(spec: TargetSpec, session: Any, job: Job | None = None) -> R
         key_to_text=job is not None and job.target_key_type == "text",
         wrap_key=job.metadata_wrap_key if job is not None else None,
         partition_field=spec.partition_field,
+        framework=job.target_framework if job is not None else "cassio",
     )

@@ -12,6 +12,8 @@ from typing import Any
 
 from .connect import Sessions, open_sessions
 from .errors import RESUME_HINT, BudgetSpent, MigrationError, SchemaError, UsageError
+from .frameworks import detect, detection_line, preset, sample_rows
+from .handoff import open_with
 from .job import Job, RunOptions
 from .legacy import LegacyTable, describe_source
 from .plan import MAX_TOKEN, MIN_TOKEN, TokenRange, estimated_rows, make_plan, range_count, ring_tokens
@@ -35,25 +37,31 @@ def job_context(job: Job, source: LegacyTable, target: TargetSpec) -> dict[str, 
         "target": target.name,
         **target.context(),
         "wrap_key": job.metadata_wrap_key,
+        # a framework's preset also rejects the rows its reader cannot take
+        **({"framework": job.target_framework} if job.target_framework != "cassio" else {}),
     }
 
 
-def _tables(sessions: Sessions, job: Job) -> tuple[LegacyTable, TargetSpec]:
-    """Recognise the source's legacy class; the target it goes to."""
+def _tables(sessions: Sessions, job: Job) -> tuple[Job, LegacyTable, TargetSpec]:
+    """Recognise the source's legacy class; the job with its framework's preset applied, and its target."""
     source = describe_source(sessions.plain, job.keyspace, job.old_table)
-    return source, target_spec(source, job)
+    job = preset(job, source)
+    return job, source, target_spec(source, job)
 
 
-def _open_job(sessions: Sessions, job: Job, options: RunOptions, echo: Echo) -> tuple[LegacyTable, TargetSpec]:
-    """Recognise the source, check (and unless dry run, create) the target."""
-    source, target = _tables(sessions, job)
+def _open_job(sessions: Sessions, job: Job, options: RunOptions, echo: Echo) -> tuple[Job, LegacyTable, TargetSpec]:
+    """Recognise the source (and the framework that wrote it), check (and unless dry run, create) the target."""
+    job, source, target = _tables(sessions, job)
     echo(f"source {source.name}: {source.describe()}")
+    said = detection_line(source, detect(source, sample_rows(sessions.plain, source)), job.target_framework)
+    if said:
+        echo(said)
     # cassio's CREATE ... IF NOT EXISTS: safe to try again when a busy node times out.
     create = not options.dry_run
     RetryPolicy(options.retry_seconds).call(
         "creating the target table", lambda: prepare_target(sessions.target_plain, target, create=create)
     )
-    return source, target
+    return job, source, target
 
 
 def _plan(sessions: Sessions, source: LegacyTable, options: RunOptions) -> list[TokenRange]:
@@ -122,9 +130,10 @@ def migrate(job: Job, options: RunOptions, echo: Echo) -> MigrateSummary:
     """Copy the source into the target: resume the running pass, or start a new one."""
     started = time.monotonic()
     with open_sessions(job.clusters) as sessions:
-        source, target = _open_job(sessions, job, options, echo)
+        job, source, target = _open_job(sessions, job, options, echo)
         planned = _plan(sessions, source, options)
         summary = MigrateSummary("running", *job.clusters.names(source.name, target.name), dry_run=options.dry_run)
+        summary.open_with = open_with(job, target)
         state: StateStore | None = None
         pass_info: PassInfo | None = None
         ranges, done, skip_before = planned, set[int](), None
@@ -165,10 +174,11 @@ def replay(job: Job, options: RunOptions, rejects_file: str, echo: Echo) -> Migr
         raise UsageError(f"--replay {rejects_file}: no such file")
     started = time.monotonic()
     with open_sessions(job.clusters) as sessions:
-        source, target = _open_job(sessions, job, options, echo)
+        job, source, target = _open_job(sessions, job, options, echo)
         summary = MigrateSummary(
             "running", rejects_file, job.clusters.names("", target.name)[1], dry_run=options.dry_run
         )
+        summary.open_with = open_with(job, target)
         summary.plan_s = time.monotonic() - started
         summary.run_folder = run_folder(options.runs_dir, "replay", target.table)
         spec = RunSpec(uuid.uuid4().hex, "copy", job, options, source, target, summary.run_folder)
@@ -204,8 +214,12 @@ def verify(job: Job, options: RunOptions, echo: Echo) -> VerifySummary:
     """Compare every source row with its target row as cassio 0.1.x reads it."""
     started = time.monotonic()
     with open_sessions(job.clusters) as sessions:
-        source, target = _tables(sessions, job)
-        if not check_target(sessions.target_plain, target):
+        job, source, target = _tables(sessions, job)
+        try:
+            exists = check_target(sessions.target_plain, target)
+        except SchemaError as exc:
+            raise SchemaError(f"{exc} (--verify takes the flags the copy ran with: --for, --key-type, ...)") from None
+        if not exists:
             raise SchemaError(f"target {target.name} does not exist: run migrate.py first")
         copied_before = StateStore(sessions.target_plain, target.keyspace, target.table).copied_before_us()
         ranges = _plan(sessions, source, options)
@@ -219,5 +233,6 @@ def verify(job: Job, options: RunOptions, echo: Echo) -> VerifySummary:
         finally:
             progress.close()
         summary = VerifySummary(*job.clusters.names(source.name, target.name), counts, time.monotonic() - started)
+        summary.open_with = open_with(job, target)
         write_json(os.path.join(folder, "report.json"), summary.as_dict())
         return summary

@@ -20,6 +20,7 @@ from cassio_migration.connect import close_session, open_session
 from cassio_migration.cql import quote
 from cassio_migration.job import ConnectionSpec
 from tests.helpers import PORT, SCRIPT, LocalCluster, Result, port_open, run_script, script_env
+from tests.old_packages import OldPackages
 
 CLUSTER_PORT = 9046  # the test cluster's CQL port on 127.0.0.1-3 (storage port 7004)
 
@@ -95,3 +96,9 @@ def bundle(tmp_path: Path, keyspace: str) -> Callable[..., Result]:
         return run_script(script, script_env(keyspace, tmp_path, **env), tmp_path, *args, timeout=timeout)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def old_packages(tmp_path_factory: pytest.TempPathFactory) -> OldPackages:
+    """cassio 0.0.x and llama_index 0.7/0.8's node schema, each installed once a session (from PyPI)."""
+    return OldPackages(tmp_path_factory.mktemp("old-packages"))

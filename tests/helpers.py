@@ -126,6 +126,28 @@ def wait_for_ranges(
     raise AssertionError(f"the migration did not get far enough (exit {proc.poll()}): {out}{err}")
 
 
+def schema(
+    session: Session, keyspace: str, table: str
+) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str, str]]]:
+    """A table's columns and indexes as system_schema lists them, the table's name left out of index names."""
+    columns = sorted(
+        (r.column_name, r.kind, r.type, r.clustering_order)
+        for r in session.execute(
+            "SELECT column_name, kind, type, clustering_order FROM system_schema.columns"
+            " WHERE keyspace_name = %s AND table_name = %s",
+            (keyspace, table),
+        )
+    )
+    indexes = sorted(
+        (r.index_name.replace(table, "{table}"), r.kind, json.dumps(dict(r.options), sort_keys=True))
+        for r in session.execute(
+            "SELECT index_name, kind, options FROM system_schema.indexes WHERE keyspace_name = %s AND table_name = %s",
+            (keyspace, table),
+        )
+    )
+    return columns, indexes
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(1)

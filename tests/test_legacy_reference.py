@@ -8,71 +8,20 @@ and run in a subprocess with that folder first on its path.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from cassandra.cluster import Session
 
-from tests.helpers import PORT
+from tests.helpers import PORT, schema
+from tests.old_packages import OldPackages, run_old
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def old_cassio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folders = {}
-    for version in ("0.0.7", "0.0.6"):
-        target = tmp_path_factory.mktemp(f"cassio-{version}")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "--target",
-                str(target),
-                f"cassio=={version}",
-            ],
-            check=True,
-        )
-        folders[version] = target
-    return folders
-
-
-def run_old(folder: Path, code: str) -> str:
-    """Run code with the old cassio; its stdout."""
-    env = {**os.environ, "PYTHONPATH": str(folder)}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], check=True, env=env, timeout=120, capture_output=True, text=True
-    ).stdout
-
-
-def schema(
-    session: Session, keyspace: str, table: str
-) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str, str]]]:
-    columns = sorted(
-        (r.column_name, r.kind, r.type, r.clustering_order)
-        for r in session.execute(
-            "SELECT column_name, kind, type, clustering_order FROM system_schema.columns"
-            " WHERE keyspace_name = %s AND table_name = %s",
-            (keyspace, table),
-        )
-    )
-    indexes = sorted(
-        (r.index_name.replace(table, "{table}"), r.kind, json.dumps(dict(r.options), sort_keys=True))
-        for r in session.execute(
-            "SELECT index_name, kind, options FROM system_schema.indexes WHERE keyspace_name = %s AND table_name = %s",
-            (keyspace, table),
-        )
-    )
-    return columns, indexes
+def old_cassio(old_packages: OldPackages) -> dict[str, Path]:
+    return {version: old_packages.cassio(version) for version in ("0.0.7", "0.0.6")}
 
 
 @pytest.mark.parametrize(

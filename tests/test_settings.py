@@ -344,6 +344,7 @@ FLAG_SAMPLES = {
     "--key-type": "TEXT",
     "--max-errors": "2.5%",
     "--scheduler": "tcp://10.0.0.1:8786",
+    "--for": "LangChain",
 }
 
 
@@ -375,6 +376,32 @@ def test_job_and_run_options_from_settings():
     assert job.clusters == s.clusters()
     assert run.page_size == 50
     assert run.dry_run is True and run.restart is False
+
+
+def test_settings_record_what_the_user_gave(tmp_path):
+    """A framework preset fills in only the settings the user left unset: env, .env and flags count as given."""
+    env = {"TARGET_KEY_TYPE": "same", "CASSANDRA_PORT": "", "CASSANDRA_KEYSPACE": "ks", "OLD_TABLE": "a"}
+    s = load(env, dotenv="METADATA_INDEXING=all\nTARGET_PARTITION_ID=\n", tmp_path=tmp_path)
+    assert s.explicit == {"target_key_type", "metadata_indexing", "keyspace", "old_table"}
+    s = s.override(target_framework="llamaindex", partition_field=None, target_table="b")
+    assert s.explicit == {
+        "target_key_type",
+        "metadata_indexing",
+        "keyspace",
+        "old_table",
+        "target_framework",
+        "target_table",
+    }
+    job = s.job()
+    assert job.target_framework == "llamaindex" and job.explicit == s.explicit
+    assert load({}).explicit == frozenset() and load({}) == Settings()
+
+
+def test_template_env_leaves_the_framework_shaped_settings_unset():
+    """A .env copied from template.env does not pin what a framework preset sets."""
+    assert load_settings(environ={}, dotenv_path=str(TEMPLATE)).explicit.isdisjoint(
+        {"metadata_indexing", "target_key_type", "partition_id", "partition_field"}
+    )
 
 
 # --- secrets --------------------------------------------------------------------------------------
@@ -430,7 +457,7 @@ def test_variables_are_unique_and_map_to_settings_fields():
     attrs = [v.attr for v in VARIABLES]
     assert len(names) == len(set(names))
     assert len(attrs) == len(set(attrs))
-    assert set(attrs) == set(Settings.__dataclass_fields__)
+    assert set(attrs) == set(Settings.__dataclass_fields__) - {"explicit"}
 
 
 def test_every_template_variable_line_has_a_comment():
