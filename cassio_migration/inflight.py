@@ -9,6 +9,9 @@ in flight it can take. `--rate-limit` stays a hard cap on top.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +53,39 @@ class RateLimiter:
             self._next = start + n * self._interval
         if start > now:
             self._sleep(start - now)
+
+
+class Later:
+    """Runs callables at their time on one thread of its own: a write waiting for its retry waits
+    here, not in a thread of its own (a thread per retry cost more CPU than the writes, measured)."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def call(self, delay_s: float, fn: Callable[..., None], *args: Any) -> None:
+        with self._cond:
+            heapq.heappush(self._due, (time.monotonic() + delay_s, next(self._order), fn, args))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="retries", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _, _, fn, args = heapq.heappop(self._due)
+            try:
+                fn(*args)
+            except Exception:  # a bug; the other waiting calls must still run
+                logging.getLogger(__name__).exception("a delayed call failed")
+
+
+LATER = Later()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from cassandra import WriteTimeout
 from cassandra.protocol import OverloadedErrorMessage
 
 from cassio_migration.errors import FatalError
-from cassio_migration.inflight import START, Pace, PaceReport, RateLimiter, WriteWindow
+from cassio_migration.inflight import START, Later, Pace, PaceReport, RateLimiter, WriteWindow
 from cassio_migration.retry import RetryPolicy
 
 
@@ -218,3 +218,16 @@ def test_the_window_never_exceeds_its_ceiling_nor_drops_below_one() -> None:
         clock.now += 1
         pace.answered(clock.now, ok=False)
     assert pace.window == 1
+
+
+def test_later_runs_each_call_at_its_time_in_order_on_one_thread() -> None:
+    later = Later()
+    ran: list[tuple[str, str]] = []
+    done = threading.Event()
+    began = time.monotonic()
+    for name, delay in (("c", 0.3), ("a", 0.1), ("b", 0.2)):
+        later.call(delay, lambda n: ran.append((n, threading.current_thread().name)), name)
+    later.call(0.35, done.set)
+    assert done.wait(5)
+    assert [n for n, _ in ran] == ["a", "b", "c"] and {t for _, t in ran} == {"retries"}
+    assert time.monotonic() - began >= 0.3
