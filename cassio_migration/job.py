@@ -69,6 +69,7 @@ class ConnectionSpec:
     astra_db_id: str | None = None
     tls_ca_file: str | None = None
     request_timeout: float = 60.0
+    protocol_version: int | None = 4  # None: the newest both sides speak (v5 with Cassandra 5)
     consistency: str = "local_quorum"
     prefix: str = ""  # "TARGET_" for a separate target cluster: names its settings in messages
 
