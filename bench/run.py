@@ -1,15 +1,17 @@
 """Copy benchmark: the original scripts' approach vs migrate.py vs a raw-copy ceiling vs the client ceiling.
 
 .venv/bin/python -m bench.run [--rows N] [--dimension D] [--reps R] [--keyspace K] [--workers 1,2,4]
-                              [--routing] [--replication-factor N] [--programs a,b,c,d]
+                              [--variant VAR=VALUE ...] [--baseline DIR] [--replication-factor N]
+                              [--programs a,b,c,d]
 .venv/bin/python -m bench.run --memory-scale 100000,1000000 [--dimension D]
 
 Drops keyspace K, seeds K.legacy with create.py, then times (a) the original approach,
 (b) migrate.py with its defaults, (c) a raw copy of the same writes and (d) migrate.py's copy
 into a target without indexes (the client ceiling, benchmark only), alternating a, b, c, d
 for R reps, each program a subprocess of its own into a fresh target; `--workers` adds
-`migrate.py --workers N` for each N to the alternation, `--routing` migrate.py with its range
-scans sent to any node (MIGRATION_SCAN_ROUTING=any). Prints one table of medians and writes
+`migrate.py --workers N` for each N to the alternation, `--variant VAR=VALUE` migrate.py with
+that setting (e.g. MIGRATION_SCAN_ROUTING=any, MIGRATION_PROTOCOL_VERSION=5), `--baseline DIR`
+the migrate.py of another checkout (e.g. an older commit's). Prints one table of medians and writes
 it as JSON to bench/results/latest.json. `--memory-scale` instead seeds each size in turn and
 runs migrate.py and then migrate.py --verify once on it: peak RSS against the table's size
 (bench/results/memory.json). Connection settings come from the environment only (not .env),
@@ -82,11 +84,12 @@ JOB_VARIABLES = frozenset(
 
 @dataclass(frozen=True)
 class Program:
-    slug: str  # a, b, c, d, r, wN: also the target table's prefix
+    slug: str  # a, b, c, d, vN, wN, base: also the target table's prefix
     name: str
     exit_codes: tuple[int, ...] = (0,)
     workers: int = 0  # migrate.py --workers N
     env: tuple[tuple[str, str], ...] = ()  # settings of this program's own
+    root: str = ""  # migrate.py of another checkout
 
 
 MIGRATE = Program("b", "migrate.py", (0, 1))  # 1 = done with rejects: the row count decides
@@ -107,17 +110,18 @@ class Config:
     keyspace: str
     workers: tuple[int, ...] = ()
     memory_scale: tuple[int, ...] = ()
-    routing: bool = False
+    variants: tuple[tuple[str, str], ...] = ()
+    baseline: str = ""
     replication_factor: int = 1
     only: tuple[str, ...] = ("a", "b", "c", "d")
 
     @property
     def programs(self) -> tuple[Program, ...]:
         extra = [Program(f"w{n}", f"migrate.py --workers {n}", (0, 1), workers=n) for n in self.workers]
-        if self.routing:
-            extra.append(
-                Program("r", "migrate.py, scans to any node", (0, 1), env=(("MIGRATION_SCAN_ROUTING", "any"),))
-            )
+        for i, (name, value) in enumerate(self.variants, 1):
+            extra.append(Program(f"v{i}", f"migrate.py {name}={value}", (0, 1), env=((name, value),)))
+        if self.baseline:
+            extra.append(Program("base", f"migrate.py of {self.baseline}", (0, 1), root=self.baseline))
         return tuple(p for p in PROGRAMS if p.slug in self.only) + tuple(extra)
 
 
@@ -154,7 +158,10 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument(
         "--memory-scale", default="", help="instead: migrate.py and --verify once per table size, e.g. 100000,1000000"
     )
-    parser.add_argument("--routing", action="store_true", help="also time migrate.py with MIGRATION_SCAN_ROUTING=any")
+    parser.add_argument(
+        "--variant", action="append", default=[], help="also time migrate.py with this setting, VAR=VALUE (repeatable)"
+    )
+    parser.add_argument("--baseline", default="", help="also time the migrate.py of this checkout (before/after)")
     parser.add_argument(
         "--replication-factor", type=int, default=1, help="replicas of the keyspace [1; 3 on the cluster]"
     )
@@ -173,8 +180,23 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     if any(n < 1 for n in workers + sizes):
         parser.error("--workers and --memory-scale take numbers of at least 1")
     keyspace = identifier("--keyspace", args.keyspace)
+    variants = tuple((v.split("=", 1)[0], v.split("=", 1)[1]) for v in args.variant if "=" in v)
+    if len(variants) != len(args.variant) or not all(name.startswith("MIGRATION_") for name, _ in variants):
+        parser.error("--variant takes MIGRATION_...=VALUE")
+    if args.baseline and not (Path(args.baseline) / "migrate.py").is_file():
+        parser.error(f"--baseline {args.baseline}: no migrate.py there")
+    baseline = str(Path(args.baseline).resolve()) if args.baseline else ""
     return Config(
-        args.rows, args.dimension, args.reps, keyspace, workers, sizes, args.routing, args.replication_factor, only
+        args.rows,
+        args.dimension,
+        args.reps,
+        keyspace,
+        workers,
+        sizes,
+        variants,
+        baseline,
+        args.replication_factor,
+        only,
     )
 
 
@@ -215,7 +237,8 @@ def command(program: Program, cfg: Config, target: str, report: str) -> list[str
         return [sys.executable, "-m", "bench.client_ceiling", "--report", report]
     workers = ["--workers", str(program.workers)] if program.workers else []
     verify = ["--verify"] if program is VERIFY else []
-    return [sys.executable, str(ROOT / "migrate.py"), "--quiet", "--report", report, *workers, *verify]
+    script = Path(program.root or ROOT) / "migrate.py"
+    return [sys.executable, str(script), "--quiet", "--report", report, *workers, *verify]
 
 
 def timeout_s(cfg: Config) -> float:
@@ -405,6 +428,11 @@ def render(result: dict[str, Any]) -> str:
         f"migrate.py --workers {n} / migrate.py in-process: {fmt(ratios[f'w{n}/b'], '.2f')}x"
         for n in result["config"]["workers"]
     ]
+    lines += [
+        f"({p.slug}) {p.name} / (b) migrate.py: {fmt(ratios[f'{p.slug}/b'], '.2f')}x"
+        for p in Config(**result["config"]).programs
+        if p.slug.startswith(("v", "base"))
+    ]
     lines += [f"FAILED {r['program']} rep {r['rep']}: {r['error']}" for r in result["reps"] if not r["ok"]]
     return "\n".join(lines)
 
@@ -436,7 +464,11 @@ def benchmark(cfg: Config, spec: ConnectionSpec, session: Session, workdir: str)
             "b/a": ratio(b["rows_per_s"], a.get("rows_per_s")),
             "b/c": ratio(b["rows_per_s"], c.get("rows_per_s")),
             "b/a until failure": ratio(b["rows_per_s"], a.get("rows_per_s_until_failure")),
-            "r/b": ratio(by_slug.get("r", {}).get("rows_per_s"), b["rows_per_s"]),
+            **{
+                f"{p.slug}/b": ratio(programs[p.name]["rows_per_s"], b["rows_per_s"])
+                for p in cfg.programs
+                if p.slug.startswith(("v", "base"))
+            },
             **{
                 f"w{n}/b": ratio(programs[f"migrate.py --workers {n}"]["rows_per_s"], b["rows_per_s"])
                 for n in cfg.workers
