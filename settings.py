@@ -267,6 +267,14 @@ class Settings:
         "local_quorum", "consistency of reads and writes", section="--- How the copy runs ---")
     concurrency: int = _setting(
         "MIGRATION_CONCURRENCY", _int(1, 4096), 128, "writes in flight in all", flag="--concurrency", metavar="N")
+    batch_rows: int = _setting(
+        "MIGRATION_BATCH_ROWS", _int(1, 100), 1,
+        "rows written together when they go to the same replicas (UNLOGGED batches, each row with its own write"
+        " time and TTL); 1 = one request a row", flag="--batch-rows", metavar="N")
+    batch_kib: int = _setting(
+        "MIGRATION_BATCH_KIB", _int(1, 10_240), 40,
+        "a batch holds at most this many KiB (Cassandra's batch_size_fail_threshold is 50 KiB by default);"
+        " a larger row goes alone")
     parallel_ranges: int = _setting(
         "MIGRATION_PARALLEL_RANGES", _int(1, 256), 4, "token ranges copied at once",
         flag="--parallel-ranges", metavar="N")

@@ -105,7 +105,12 @@ class RangeCopier:
         progress: Callable[[int], None] | None = None,
     ) -> tuple[Counts, int]:
         """Transform and write rows as a range scan returns them; the counts, and how many writes were retried."""
-        window = None if self.options.dry_run else WriteWindow(self._target_session, self.pace, self.policy)
+        options = self.options
+        window = (
+            None
+            if options.dry_run
+            else WriteWindow(self._target_session, self.pace, self.policy, options.batch_rows, options.batch_kib * 1024)
+        )
         values_of = self.transformer.values
         insert = self._insert
         reject = self._rejects.write
@@ -132,12 +137,13 @@ class RangeCopier:
                         reject(row_key(row, nkey), values.reason, values.detail, row, ts, ttl)
                         page_rejected += 1
                         continue
-                    nbytes += sum(len(v) for v in row[nkey:width] if v is not None)
+                    size = sum(len(v) for v in row[nkey:width] if v is not None)
+                    nbytes += size
                     written += 1
                     if submit is not None:
                         if acquire is not None:
                             acquire()
-                        submit(insert, (*values, ts, ttl))
+                        submit(insert, (*values, ts, ttl), size)
                 read += len(page)
                 rejected += page_rejected
                 self.budget.add(len(page), page_rejected)

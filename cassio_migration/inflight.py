@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cassandra.cluster import Session
+from cassandra.query import BatchStatement, BatchType
 
 from .retry import OVERLOAD, RetryPolicy
 
@@ -125,18 +126,18 @@ class Pace:
     def window(self) -> int:
         return max(1, int(self._window))
 
-    def acquire(self) -> None:
-        """Wait for room in the window, and take it."""
+    def acquire(self, rows: int = 1) -> None:
+        """Wait for room in the window for `rows` writes (a batch larger than the window goes alone), and take it."""
         with self._cond:
-            while self._in_flight >= self.window:
+            while self._in_flight and self._in_flight + rows > self.window:
                 self._cond.wait()
-            self._in_flight += 1
+            self._in_flight += rows
 
-    def release(self) -> None:
-        """A write is over (for good): its room is free."""
+    def release(self, rows: int = 1) -> None:
+        """Writes are over (for good): their room is free."""
         with self._cond:
-            self._in_flight -= 1
-            self._cond.notify()
+            self._in_flight -= rows
+            self._cond.notify_all()
 
     def answered(self, sent: float, ok: bool) -> None:
         """A try of a write, sent at `sent`, came back: `ok`, or with an error that says the node is saturated.
@@ -171,71 +172,119 @@ class Pace:
 class WriteWindow:
     """One range's writes, sent through the process's `Pace`; `drain` waits for this range's writes.
 
-    Memory is bounded by the window, not by how many rows pass through. A failed write is
-    tried again as the retry policy says, keeping its room in the window meanwhile; once the
-    policy gives up, `submit` and `drain` raise its FatalError.
+    With `batch_rows` > 1, rows that go to the same replicas are sent together, as UNLOGGED
+    batches of up to `batch_rows` rows and `batch_bytes` bytes (a row larger than that goes
+    alone): fewer requests for the same writes, each row still with its own write time and
+    TTL. Memory is bounded by the window and the open batches, not by how many rows pass
+    through. A failed write is tried again as the retry policy says, keeping its room in the
+    window meanwhile; once the policy gives up, `submit` and `drain` raise its FatalError.
     """
 
-    def __init__(self, session: Session, pace: Pace, policy: RetryPolicy) -> None:
+    def __init__(
+        self,
+        session: Session,
+        pace: Pace,
+        policy: RetryPolicy,
+        batch_rows: int = 1,
+        batch_bytes: int = 40 * 1024,
+    ) -> None:
         self._session = session
         self._pace = pace
         self._policy = policy
+        self._batch_rows = batch_rows
+        self._batch_bytes = batch_bytes
+        self._groups: dict[Any, tuple[list[Any], int]] = {}  # replicas -> (bound rows, bytes) waiting
         self._cond = threading.Condition()
         self._pending = 0
         self._failure: BaseException | None = None
         self.retries = 0
 
-    def submit(self, statement: Any, params: Any) -> None:
+    def submit(self, statement: Any, params: Any, size: int = 0) -> None:
+        """Write one row (`size`: about its bytes): at once, or in the batch of its replicas."""
         if self._failure is not None:
             raise self._policy.gave_up("a write", self._failure)
-        self._pace.acquire()
+        if self._batch_rows <= 1 or size >= self._batch_bytes:
+            self._start(statement, params, 1)
+            return
+        bound = statement.bind(params)
+        replicas = self._replicas(bound)
+        rows, nbytes = self._groups.get(replicas, ([], 0))
+        if rows and nbytes + size > self._batch_bytes:
+            self._flush(replicas)
+            rows, nbytes = [], 0
+        rows.append(bound)
+        self._groups[replicas] = (rows, nbytes + size)
+        if len(rows) >= self._batch_rows:
+            self._flush(replicas)
+
+    def _replicas(self, bound: Any) -> Any:
+        """Who stores the row: the replicas of its token (the driver's token map), or None if unknown."""
+        token_map = self._session.cluster.metadata.token_map
+        if token_map is None or bound.routing_key is None:
+            return None
+        token = token_map.token_class.from_key(bound.routing_key)
+        return frozenset(h.endpoint for h in token_map.get_replicas(bound.keyspace, token)) or None
+
+    def _flush(self, replicas: Any) -> None:
+        rows, _ = self._groups.pop(replicas)
+        if len(rows) == 1:
+            self._start(rows[0], None, 1)
+            return
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for bound in rows:
+            batch.add(bound)
+        self._start(batch, None, len(rows))
+
+    def _start(self, statement: Any, params: Any, rows: int) -> None:
+        self._pace.acquire(rows)
         with self._cond:
             self._pending += 1
-        self._send(statement, params, time.monotonic(), 0)
+        self._send(statement, params, rows, time.monotonic(), 0)
 
-    def _send(self, statement: Any, params: Any, first_try: float, attempt: int) -> None:
+    def _send(self, statement: Any, params: Any, rows: int, first_try: float, attempt: int) -> None:
         sent = time.monotonic()
         try:
             future = self._session.execute_async(statement, params)
         except Exception as exc:  # the driver raises synchronously when no host is up
-            self._failed(exc, statement, params, first_try, attempt, sent)
+            self._failed(exc, statement, params, rows, first_try, attempt, sent)
             return
         future.add_callbacks(
-            self._done, self._failed, callback_args=(sent,), errback_args=(statement, params, first_try, attempt, sent)
+            self._done,
+            self._failed,
+            callback_args=(rows, sent),
+            errback_args=(statement, params, rows, first_try, attempt, sent),
         )
 
-    def _done(self, _result: Any, sent: float) -> None:
+    def _done(self, _result: Any, rows: int, sent: float) -> None:
         self._pace.answered(sent, ok=True)
-        self._finished()
+        self._finished(rows)
 
     def _failed(
-        self, exc: BaseException, statement: Any, params: Any, first_try: float, attempt: int, sent: float
+        self, exc: BaseException, statement: Any, params: Any, rows: int, first_try: float, attempt: int, sent: float
     ) -> None:
         if isinstance(exc, OVERLOAD):
             self._pace.answered(sent, ok=False)
         if self._policy.should_retry(exc, first_try):
             with self._cond:
                 self.retries += 1
-            timer = threading.Timer(
-                self._policy.delay(attempt), self._send, (statement, params, first_try, attempt + 1)
-            )
-            timer.daemon = True
-            timer.start()
+            LATER.call(self._policy.delay(attempt), self._send, statement, params, rows, first_try, attempt + 1)
             return
         with self._cond:
             if self._failure is None:
                 self._failure = exc
-        self._finished()
+        self._finished(rows)
 
-    def _finished(self) -> None:
-        self._pace.release()
+    def _finished(self, rows: int) -> None:
+        self._pace.release(rows)
         with self._cond:
             self._pending -= 1
             if not self._pending:
                 self._cond.notify_all()
 
     def drain(self) -> None:
-        """Wait until every write of this range has finished; raise if one failed for good."""
+        """Send the open batches; wait until every write of this range has finished; raise if one failed for good."""
+        for replicas in list(self._groups):
+            self._flush(replicas)
         with self._cond:
             while self._pending:
                 self._cond.wait()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from cassandra import WriteTimeout
 from cassandra.protocol import OverloadedErrorMessage
+from cassandra.query import BatchStatement, SimpleStatement
 
 from cassio_migration.errors import FatalError
 from cassio_migration.inflight import START, Later, Pace, PaceReport, RateLimiter, WriteWindow
@@ -231,3 +232,36 @@ def test_later_runs_each_call_at_its_time_in_order_on_one_thread() -> None:
     assert done.wait(5)
     assert [n for n, _ in ran] == ["a", "b", "c"] and {t for _, t in ran} == {"retries"}
     assert time.monotonic() - began >= 0.3
+
+
+class RowStatement:
+    """A prepared INSERT stand-in: binding gives a statement of its own, with no routing key."""
+
+    def bind(self, params: Any) -> SimpleStatement:
+        return SimpleStatement(f"INSERT {params}")
+
+
+class BatchCountingSession(FakeSession):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cluster = type("C", (), {"metadata": type("M", (), {"token_map": None})()})()
+        self.requests: list[int] = []
+
+    def execute_async(self, statement: Any, params: Any) -> FakeFuture:
+        self.requests.append(len(statement._statements_and_parameters) if isinstance(statement, BatchStatement) else 1)
+        return super().execute_async(statement, id(statement))
+
+
+def test_rows_go_in_unlogged_batches_of_at_most_n_rows_and_k_bytes_and_big_rows_alone() -> None:
+    session = BatchCountingSession()
+    pace = Pace(64, slow_s=10)
+    window = WriteWindow(session, pace, RetryPolicy(5), batch_rows=5, batch_bytes=1000)  # type: ignore[arg-type]
+    for i in range(23):
+        window.submit(RowStatement(), (i,), 100)
+    window.submit(RowStatement(), ("big",), 5000)  # larger than a batch may be: alone, at once
+    for i in range(3):
+        window.submit(RowStatement(), (i,), 400)  # joins the 3 rows left open (300 bytes) while it fits in 1000
+    window.drain()
+    # 23 rows: 4 batches of 5, 3 left open; the big row alone; +400 +400 fit (1,100 would not): 4, then 2.
+    assert session.requests == [5, 5, 5, 5, 1, 4, 2]
+    assert session.in_flight == 0
