@@ -143,7 +143,7 @@ class RangeCopier:
                     if submit is not None:
                         if acquire is not None:
                             acquire()
-                        submit(insert, (*values, ts, ttl), size)
+                        submit(insert, (*values, ts, ttl))
                 read += len(page)
                 rejected += page_rejected
                 self.budget.add(len(page), page_rejected)

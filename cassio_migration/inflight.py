@@ -139,8 +139,8 @@ class Pace:
             self._in_flight -= rows
             self._cond.notify_all()
 
-    def answered(self, sent: float, ok: bool) -> None:
-        """A try of a write, sent at `sent`, came back: `ok`, or with an error that says the node is saturated.
+    def answered(self, sent: float, ok: bool, rows: int = 1) -> None:
+        """A try of `rows` writes, sent at `sent`, came back: `ok`, or with an error that says the node is saturated.
 
         A write sent before the last back-off says nothing new about the window of now (the writes
         of one burst fail together): only the first of them halves it.
@@ -158,7 +158,7 @@ class Pace:
                     self._last_cut = now
                 return
             if self._window < self.ceiling:
-                grown = self._window + (1.0 if self._slow_start else 1.0 / self.window)
+                grown = self._window + (rows if self._slow_start else rows / self.window)
                 self._window = min(float(self.ceiling), grown)
                 self.high = max(self.high, self.window)
                 self._cond.notify_all()
@@ -167,6 +167,15 @@ class Pace:
         """Back-offs so far, and the window's range: one process's figures, as a range ends."""
         with self._cond:
             return PaceReport(self.backoffs, self.low, self.high)
+
+
+def unlogged(rows: list[Any]) -> BatchStatement:
+    """An UNLOGGED batch of bound rows, which keeps them (`.rows`) to send one by one if need be."""
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    for bound in rows:
+        batch.add(bound)
+    batch.rows = rows
+    return batch
 
 
 class WriteWindow:
@@ -199,14 +208,18 @@ class WriteWindow:
         self._failure: BaseException | None = None
         self.retries = 0
 
-    def submit(self, statement: Any, params: Any, size: int = 0) -> None:
-        """Write one row (`size`: about its bytes): at once, or in the batch of its replicas."""
+    def submit(self, statement: Any, params: Any) -> None:
+        """Write one row: at once, or in the batch of its replicas."""
         if self._failure is not None:
             raise self._policy.gave_up("a write", self._failure)
-        if self._batch_rows <= 1 or size >= self._batch_bytes:
+        if self._batch_rows <= 1:
             self._start(statement, params, 1)
             return
         bound = statement.bind(params)
+        size = sum(len(v) for v in bound.values if v)  # the row's bytes on the wire
+        if size >= self._batch_bytes:
+            self._start(bound, None, 1)
+            return
         replicas = self._replicas(bound)
         rows, nbytes = self._groups.get(replicas, ([], 0))
         if rows and nbytes + size > self._batch_bytes:
@@ -227,13 +240,7 @@ class WriteWindow:
 
     def _flush(self, replicas: Any) -> None:
         rows, _ = self._groups.pop(replicas)
-        if len(rows) == 1:
-            self._start(rows[0], None, 1)
-            return
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-        for bound in rows:
-            batch.add(bound)
-        self._start(batch, None, len(rows))
+        self._start(rows[0] if len(rows) == 1 else unlogged(rows), None, len(rows))
 
     def _start(self, statement: Any, params: Any, rows: int) -> None:
         self._pace.acquire(rows)
@@ -256,14 +263,21 @@ class WriteWindow:
         )
 
     def _done(self, _result: Any, rows: int, sent: float) -> None:
-        self._pace.answered(sent, ok=True)
+        self._pace.answered(sent, ok=True, rows=rows)
         self._finished(rows)
 
     def _failed(
         self, exc: BaseException, statement: Any, params: Any, rows: int, first_try: float, attempt: int, sent: float
     ) -> None:
         if isinstance(exc, OVERLOAD):
-            self._pace.answered(sent, ok=False)
+            self._pace.answered(sent, ok=False, rows=rows)
+        if isinstance(statement, BatchStatement) and "too large" in str(exc).lower():
+            # Larger on the node than its batch_size_fail_threshold: each row on its own, in the same room.
+            with self._cond:
+                self._pending += len(statement.rows) - 1
+            for bound in statement.rows:
+                self._send(bound, None, 1, first_try, attempt)
+            return
         if self._policy.should_retry(exc, first_try):
             with self._cond:
                 self.retries += 1

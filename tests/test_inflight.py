@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from cassandra import WriteTimeout
+from cassandra import InvalidRequest, WriteTimeout
 from cassandra.protocol import OverloadedErrorMessage
 from cassandra.query import BatchStatement, SimpleStatement
 
@@ -238,7 +238,9 @@ class RowStatement:
     """A prepared INSERT stand-in: binding gives a statement of its own, with no routing key."""
 
     def bind(self, params: Any) -> SimpleStatement:
-        return SimpleStatement(f"INSERT {params}")
+        bound = SimpleStatement(f"INSERT {params[0]}")
+        bound.values = [b"x" * params[1]]  # type: ignore[attr-defined]
+        return bound
 
 
 class BatchCountingSession(FakeSession):
@@ -257,11 +259,35 @@ def test_rows_go_in_unlogged_batches_of_at_most_n_rows_and_k_bytes_and_big_rows_
     pace = Pace(64, slow_s=10)
     window = WriteWindow(session, pace, RetryPolicy(5), batch_rows=5, batch_bytes=1000)  # type: ignore[arg-type]
     for i in range(23):
-        window.submit(RowStatement(), (i,), 100)
-    window.submit(RowStatement(), ("big",), 5000)  # larger than a batch may be: alone, at once
+        window.submit(RowStatement(), (i, 100))
+    window.submit(RowStatement(), ("big", 5000))  # larger than a batch may be: alone, at once
     for i in range(3):
-        window.submit(RowStatement(), (i,), 400)  # joins the 3 rows left open (300 bytes) while it fits in 1000
+        window.submit(RowStatement(), (i, 400))  # joins the 3 rows left open (300 bytes) while it fits in 1000
     window.drain()
     # 23 rows: 4 batches of 5, 3 left open; the big row alone; +400 +400 fit (1,100 would not): 4, then 2.
     assert session.requests == [5, 5, 5, 5, 1, 4, 2]
     assert session.in_flight == 0
+
+
+class NoBatchesSession(BatchCountingSession):
+    """A node whose batch size limit is lower than ours: it refuses every batch as too large."""
+
+    def answer(
+        self, params: Any, callback: Any, errback: Any, callback_args: tuple[Any, ...], errback_args: tuple[Any, ...]
+    ) -> None:
+        with self.lock:
+            self.in_flight -= 1
+        if isinstance(errback_args[0], BatchStatement):
+            errback(InvalidRequest("Batch too large"), *errback_args)
+        else:
+            callback(None, *callback_args)
+
+
+def test_a_batch_the_node_finds_too_large_is_sent_again_row_by_row() -> None:
+    session = NoBatchesSession()
+    window = WriteWindow(session, Pace(64, slow_s=10), RetryPolicy(5), batch_rows=4)  # type: ignore[arg-type]
+    for i in range(10):
+        window.submit(RowStatement(), (i, 10))
+    window.drain()
+    assert sorted(session.requests) == sorted([4, 4, 2, *[1] * 10])  # 3 batches refused, their 10 rows alone
+    assert window.retries == 0
