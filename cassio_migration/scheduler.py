@@ -49,6 +49,9 @@ class Backend(Protocol[T_contra, R_co]):
     def stop(self, running: list[Any]) -> None:
         """Stop the running tasks at their next page and wait for them; start no other."""
 
+    def check(self) -> None:
+        """Called while waiting for tasks: raise if they can no longer end (no worker left)."""
+
 
 def run_all(items: Iterable[T], backend: Backend[T, R], on_result: Callable[[R], None]) -> None:
     """Run every item's task, refilling each slot as its task ends; results in order of arrival."""
@@ -66,7 +69,7 @@ def run_all(items: Iterable[T], backend: Backend[T, R], on_result: Callable[[R],
         while pending and len(running) < backend.slots:
             start()
         while running:
-            future = _next(finished)
+            future = _next(finished, backend.check)
             result = backend.outcome(future, running.pop(future))
             if result is not None:
                 on_result(result)
@@ -80,11 +83,12 @@ def run_all(items: Iterable[T], backend: Backend[T, R], on_result: Callable[[R],
         raise
 
 
-def _next(finished: queue.SimpleQueue[Any]) -> Any:
+def _next(finished: queue.SimpleQueue[Any], check: Callable[[], None]) -> Any:
     """The next finished future; wakes up now and then so that Ctrl-C is seen at once."""
     while True:
         with suppress(queue.Empty):
             return finished.get(timeout=0.5)
+        check()
 
 
 class Threads(Generic[T, R]):
@@ -106,6 +110,9 @@ class Threads(Generic[T, R]):
         self._stop()
         wait(running)
 
+    def check(self) -> None:
+        pass  # this process's threads always end
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
@@ -126,6 +133,24 @@ class Dask:
         self.slots = threads
         self._client = client
         self._spec = spec
+        self._no_worker_since: float | None = None
+
+    def check(self) -> None:
+        """With no worker left for WORKERS_TIMEOUT_S (all died, none restarted), the tasks would wait forever."""
+        try:
+            workers = len(self._client.nthreads())
+        except Exception:  # the scheduler is gone: the futures say so
+            return
+        if workers:
+            self._no_worker_since = None
+            return
+        now = time.monotonic()
+        self._no_worker_since = self._no_worker_since or now
+        if now - self._no_worker_since > WORKERS_TIMEOUT_S:
+            raise FatalError(
+                f"the Dask cluster has had no worker for {WORKERS_TIMEOUT_S:g} s: start some"
+                f" (`dask worker ...`); {RESUME_HINT}"
+            )
 
     def submit(self, r: TokenRange) -> Any:
         return self._client.submit(
