@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -37,6 +38,10 @@ class Console:
 
 def run(main: Callable[[Console], int], console: Console) -> NoReturn:
     """Run a script's body; a MigrationError becomes one line and its exit code."""
+    # The modules loaded so far (driver, cassio, numpy) live as long as the process: keep the
+    # garbage collector from scanning them again and again while rows pass (5% of the CPU, measured).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     try:
         code = main(console)
     except MigrationError as exc:
