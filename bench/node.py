@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 from cassandra.cluster import Session
@@ -11,11 +12,18 @@ from cassandra.cluster import Session
 from cassio_migration.cql import qualified, quote
 from cassio_migration.job import ConnectionSpec
 from cassio_migration.legacy import create_index_cql, create_table_cql
+from cassio_migration.retry import RetryPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 # Background work that competes with the next program for the node's CPU (with compactions).
 FLUSH_POOLS = ("MemtableFlushWriter", "MemtablePostFlush", "PerDiskMemtableFlushWriter_0")
 DDL_TIMEOUT_S = 120.0
+# A node busy flushing and compacting vector indexes may take minutes over a schema change: try again.
+DDL = RetryPolicy(600.0, hint="")
+
+
+def ddl(session: Session, cql: str) -> None:
+    DDL.call("a schema change", partial(session.execute, cql, timeout=DDL_TIMEOUT_S))
 
 
 def release_version(session: Session) -> str:
@@ -45,7 +53,7 @@ def node_pids(spec: ConnectionSpec) -> list[int]:
 
 
 def drop_keyspace(session: Session, keyspace: str) -> None:
-    session.execute(f"DROP KEYSPACE IF EXISTS {quote(keyspace)}", timeout=DDL_TIMEOUT_S)
+    ddl(session, f"DROP KEYSPACE IF EXISTS {quote(keyspace)}")
 
 
 def create_source(session: Session, keyspace: str, table: str, dimension: int) -> None:
@@ -55,8 +63,8 @@ def create_source(session: Session, keyspace: str, table: str, dimension: int) -
     2 cores that would land inside whichever program runs then, for a few SSTables fewer to scan.
     """
     no_compaction = " WITH compaction = {'class': 'SizeTieredCompactionStrategy', 'enabled': 'false'}"
-    session.execute(create_table_cql(keyspace, table, "uuid", dimension) + no_compaction, timeout=DDL_TIMEOUT_S)
-    session.execute(create_index_cql(keyspace, table), timeout=DDL_TIMEOUT_S)
+    ddl(session, create_table_cql(keyspace, table, "uuid", dimension) + no_compaction)
+    ddl(session, create_index_cql(keyspace, table))
 
 
 def table_exists(session: Session, keyspace: str, table: str) -> bool:
@@ -68,7 +76,7 @@ def table_exists(session: Session, keyspace: str, table: str) -> bool:
 
 def drop_table(session: Session, keyspace: str, table: str) -> None:
     """Drop and make sure it is gone: a leftover would make the next program append to old rows."""
-    session.execute(f"DROP TABLE IF EXISTS {qualified(keyspace, table)}", timeout=DDL_TIMEOUT_S)
+    ddl(session, f"DROP TABLE IF EXISTS {qualified(keyspace, table)}")
     deadline = time.monotonic() + DDL_TIMEOUT_S
     while table_exists(session, keyspace, table):
         if time.monotonic() > deadline:
@@ -108,9 +116,9 @@ def flush(session: Session, keyspace: str, table: str) -> None:
     program happens to fill the node's memtable space first.
     """
     name = qualified(keyspace, table)
-    session.execute(f"ALTER TABLE {name} WITH memtable_flush_period_in_ms = 1000", timeout=DDL_TIMEOUT_S)
+    ddl(session, f"ALTER TABLE {name} WITH memtable_flush_period_in_ms = 1000")
     try:
         time.sleep(2.5)  # the flush is scheduled within one period
         wait_idle(session, keyspace, timeout_s=1200.0)
     finally:
-        session.execute(f"ALTER TABLE {name} WITH memtable_flush_period_in_ms = 0", timeout=DDL_TIMEOUT_S)
+        ddl(session, f"ALTER TABLE {name} WITH memtable_flush_period_in_ms = 0")
