@@ -268,13 +268,14 @@ class Settings:
     concurrency: int = _setting(
         "MIGRATION_CONCURRENCY", _int(1, 4096), 128, "writes in flight in all", flag="--concurrency", metavar="N")
     batch_rows: int = _setting(
-        "MIGRATION_BATCH_ROWS", _int(1, 100), 1,
+        "MIGRATION_BATCH_ROWS", _int(1, 100), 5,
         "rows written together when they go to the same replicas (UNLOGGED batches, each row with its own write"
         " time and TTL); 1 = one request a row", flag="--batch-rows", metavar="N")
     batch_kib: int = _setting(
-        "MIGRATION_BATCH_KIB", _int(1, 10_240), 40,
-        "a batch holds at most this many KiB (Cassandra's batch_size_fail_threshold is 50 KiB by default);"
-        " a larger row goes alone")
+        "MIGRATION_BATCH_KIB", _int(1, 10_240), 4,
+        "a batch holds at most this many KiB, a larger row goes alone: under Cassandra's"
+        " batch_size_warn_threshold (5 KiB), past which the node logs a warning per batch; a node refuses"
+        " batches over 50 KiB")
     parallel_ranges: int = _setting(
         "MIGRATION_PARALLEL_RANGES", _int(1, 256), 4, "token ranges copied at once",
         flag="--parallel-ranges", metavar="N")

@@ -195,7 +195,7 @@ class WriteWindow:
         pace: Pace,
         policy: RetryPolicy,
         batch_rows: int = 1,
-        batch_bytes: int = 40 * 1024,
+        batch_bytes: int = 4 * 1024,
     ) -> None:
         self._session = session
         self._pace = pace

@@ -223,8 +223,8 @@ class RunOptions:
     """How the run goes: parallelism, pacing, retries, where its files go, and the run's flags."""
 
     concurrency: int = 128  # writes in flight in all
-    batch_rows: int = 1  # rows sent together to the same replicas (an UNLOGGED batch); 1 = one by one
-    batch_kib: int = 40  # at most this many KiB in a batch (Cassandra refuses batches over 50 KiB by default)
+    batch_rows: int = 5  # rows sent together to the same replicas (an UNLOGGED batch); 1 = one by one
+    batch_kib: int = 4  # at most this many KiB in a batch: under the node's 5 KiB warn threshold
     parallel_ranges: int = 4
     page_size: int = 200
     splits: int = 0

@@ -32,9 +32,7 @@ def quota_node(node: ConnectionSpec, tmp_path_factory: pytest.TempPathFactory) -
     yield from own_node(QUOTA_PORT, tmp_path_factory.mktemp("node-quota"), CASSANDRA_MAX_REQUESTS_PER_SECOND=str(QUOTA))
 
 
-def test_under_a_quota_the_adaptive_window_backs_off_and_keeps_pace(
-    quota_node: OwnNode, tmp_path: Path
-) -> None:
+def test_under_a_quota_the_adaptive_window_backs_off_and_keeps_pace(quota_node: OwnNode, tmp_path: Path) -> None:
     seeding = script_env("quota", tmp_path, port=QUOTA_PORT)
     seeded_at = time.monotonic()
     created = run_script("create.py", seeding, tmp_path, "--rows", str(ROWS), "--concurrency", "16", "--quiet")
