@@ -21,7 +21,7 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
-from .retry import OVERLOAD, RetryPolicy
+from .retry import RetryPolicy, saturated
 
 START = 16  # the window's first size: it doubles each round trip until the first back-off (slow start)
 
@@ -269,7 +269,7 @@ class WriteWindow:
     def _failed(
         self, exc: BaseException, statement: Any, params: Any, rows: int, first_try: float, attempt: int, sent: float
     ) -> None:
-        if isinstance(exc, OVERLOAD):
+        if saturated(exc):
             self._pace.answered(sent, ok=False, rows=rows)
         if isinstance(statement, BatchStatement) and "too large" in str(exc).lower():
             # Larger on the node than its batch_size_fail_threshold: each row on its own, in the same room.

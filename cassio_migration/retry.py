@@ -35,6 +35,15 @@ RETRYABLE: tuple[type[BaseException], ...] = (
 # The errors that say "the node is saturated": an adaptive window shrinks on them.
 OVERLOAD: tuple[type[BaseException], ...] = (WriteTimeout, OperationTimedOut, OverloadedErrorMessage)
 
+
+def saturated(exc: BaseException) -> bool:
+    """Whether an error says the database is saturated. The driver answers a node's "overloaded"
+    by trying the next host, and once no host is left raises NoHostAvailable with the nodes' errors."""
+    if isinstance(exc, NoHostAvailable):
+        return any(isinstance(e, OVERLOAD) for e in exc.errors.values())
+    return isinstance(exc, OVERLOAD)
+
+
 MAX_DELAY_S = 10.0
 
 T = TypeVar("T")

@@ -7,13 +7,14 @@ import time
 from typing import Any
 
 import pytest
-from cassandra import InvalidRequest, WriteTimeout
+from cassandra import InvalidRequest, OperationTimedOut, WriteTimeout
+from cassandra.cluster import NoHostAvailable
 from cassandra.protocol import OverloadedErrorMessage
 from cassandra.query import BatchStatement, SimpleStatement
 
 from cassio_migration.errors import FatalError
 from cassio_migration.inflight import START, Later, Pace, PaceReport, RateLimiter, WriteWindow
-from cassio_migration.retry import RetryPolicy
+from cassio_migration.retry import RetryPolicy, saturated
 
 
 class FakeFuture:
@@ -90,8 +91,9 @@ def test_a_write_that_keeps_failing_stops_the_run_with_the_resume_hint() -> None
 class QuotaSession:
     """A database that takes `capacity` writes at once: a write beyond that is refused as overloaded."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, wrap: bool = False) -> None:
         self.capacity = capacity
+        self.wrap = wrap  # refusals wrapped in NoHostAvailable, as the driver raises them
         self.in_flight = self.peak = self.refused = self.written = 0
         self.lock = threading.Lock()
 
@@ -118,13 +120,19 @@ class QuotaFuture:
             else:
                 self.session.written += 1
         if self.over:
-            errback(OverloadedErrorMessage(0x1001, "quota exceeded", None), *errback_args)
+            refused = OverloadedErrorMessage(0x1001, "quota exceeded", None)
+            # As the driver raises it: each host said "overloaded", none was left to try.
+            error = (
+                NoHostAvailable("Unable to complete the operation", {"h1": refused}) if self.session.wrap else refused
+            )
+            errback(error, *errback_args)
         else:
             callback(None, *callback_args)
 
 
-def test_under_a_quota_the_window_backs_off_and_every_write_gets_through() -> None:
-    session = QuotaSession(capacity=6)
+@pytest.mark.parametrize("wrap", [False, True], ids=["overloaded", "no-host-left-overloaded"])
+def test_under_a_quota_the_window_backs_off_and_every_write_gets_through(wrap: bool) -> None:
+    session = QuotaSession(capacity=6, wrap=wrap)
     pace = Pace(128, slow_s=10)
     window = WriteWindow(session, pace, RetryPolicy(30, first_delay_s=0.001))  # type: ignore[arg-type]
     for i in range(600):
@@ -291,3 +299,11 @@ def test_a_batch_the_node_finds_too_large_is_sent_again_row_by_row() -> None:
     window.drain()
     assert sorted(session.requests) == sorted([4, 4, 2, *[1] * 10])  # 3 batches refused, their 10 rows alone
     assert window.retries == 0
+
+
+def test_saturated_sees_through_no_host_available() -> None:
+    refused = OverloadedErrorMessage(0x1001, "quota exceeded", None)
+    assert saturated(refused) and saturated(OperationTimedOut())
+    assert saturated(NoHostAvailable("none left", {"h1": refused, "h2": ConnectionRefusedError()}))
+    assert not saturated(NoHostAvailable("none left", {"h1": ConnectionRefusedError()}))
+    assert not saturated(InvalidRequest("bad"))
