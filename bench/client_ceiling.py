@@ -17,6 +17,7 @@ from typing import Any
 from cassandra.cluster import Session
 
 from cassio_migration import workflow
+from cassio_migration.connect import DDL_TIMEOUT_S
 from cassio_migration.cql import quote
 from cassio_migration.report import write_json
 from cassio_migration.target import TargetSpec, prepare_target
@@ -31,7 +32,7 @@ def without_indexes(session: Session, spec: TargetSpec, *, create: bool) -> Any:
         (spec.keyspace, spec.table),
     )
     for row in rows:
-        session.execute(f"DROP INDEX IF EXISTS {quote(spec.keyspace)}.{quote(row.index_name)}", timeout=120)
+        session.execute(f"DROP INDEX IF EXISTS {quote(spec.keyspace)}.{quote(row.index_name)}", timeout=DDL_TIMEOUT_S)
     return table
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import time
-from functools import partial
 from pathlib import Path
 
 from cassandra.cluster import Session
 
+from cassio_migration.connect import DDL_TIMEOUT_S, schema_change
 from cassio_migration.cql import qualified, quote
 from cassio_migration.job import ConnectionSpec
 from cassio_migration.legacy import create_index_cql, create_table_cql
@@ -17,13 +17,12 @@ from cassio_migration.retry import RetryPolicy
 ROOT = Path(__file__).resolve().parent.parent
 # Background work that competes with the next program for the node's CPU (with compactions).
 FLUSH_POOLS = ("MemtableFlushWriter", "MemtablePostFlush", "PerDiskMemtableFlushWriter_0")
-DDL_TIMEOUT_S = 120.0
 # A node busy flushing and compacting vector indexes may take minutes over a schema change: try again.
 DDL = RetryPolicy(600.0, hint="")
 
 
 def ddl(session: Session, cql: str) -> None:
-    DDL.call("a schema change", partial(session.execute, cql, timeout=DDL_TIMEOUT_S))
+    schema_change(session, cql, DDL)
 
 
 def release_version(session: Session) -> str:

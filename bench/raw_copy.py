@@ -63,7 +63,7 @@ def run_share(share: Share) -> tuple[int, int]:
         )
         width, nvalues = len(share.source.layout.columns), len(share.source.layout.values)
         # One window for all threads: the node sees `window` writes in flight per process.
-        window = WriteWindow(session, Pace(share.window, slow_s=15.0), POLICY)
+        window = WriteWindow(session, Pace(share.window), POLICY)
         stop = threading.Event()
 
         def copy_range(r: TokenRange) -> int:

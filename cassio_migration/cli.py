@@ -39,9 +39,9 @@ class Console:
 def run(main: Callable[[Console], int], console: Console) -> NoReturn:
     """Run a script's body; a MigrationError becomes one line and its exit code."""
     # The modules loaded so far (driver, cassio, numpy) live as long as the process: keep the
-    # garbage collector from scanning them again and again while rows pass (5% of the CPU, measured).
-    # The thresholds stay Python's defaults: raising them (50,000, 20, 100) let
-    # cyclic garbage pile up, peak RSS at 100k rows 248 MB for the copy and 438 MB for --verify
+    # garbage collector from scanning them again and again while rows pass. The thresholds stay
+    # Python's defaults: raising them too (50,000, 20, 100; 5% of the CPU together with the freeze)
+    # let cyclic garbage pile up, peak RSS at 100k rows 248 MB for the copy and 438 MB for --verify
     # against 136 and 175 MB.
     gc.freeze()
     try:

@@ -25,6 +25,7 @@ from cassandra.query import PreparedStatement, tuple_factory
 
 from .errors import CredentialsError, FatalError, SettingsError
 from .job import Clusters, ConnectionSpec
+from .retry import RetryPolicy
 
 
 def cluster_kwargs(spec: ConnectionSpec, fetch_bundle: Callable[[ConnectionSpec], str] | None = None) -> dict[str, Any]:
@@ -168,6 +169,14 @@ def _unreachable_hint(spec: ConnectionSpec, reasons: str) -> str:
         # A TLS-only node resets a plain-text connection at once.
         hint += f" (and {spec.variable('CASSANDRA_TLS_CA_FILE')} if the node requires TLS)"
     return hint
+
+
+DDL_TIMEOUT_S = 120.0  # a schema change waits for the nodes' agreement: a busy node needs time
+
+
+def schema_change(session: Session, cql: str, policy: RetryPolicy, what: str = "a schema change") -> None:
+    """Run a schema statement, tried again as `policy` says (IF [NOT] EXISTS makes that safe)."""
+    policy.call(what, lambda: session.execute(cql, timeout=DDL_TIMEOUT_S))
 
 
 def close_session(session: Session) -> None:

@@ -137,8 +137,7 @@ class RangeCopier:
                         reject(row_key(row, nkey), values.reason, values.detail, row, ts, ttl)
                         page_rejected += 1
                         continue
-                    size = sum(len(v) for v in row[nkey:width] if v is not None)
-                    nbytes += size
+                    nbytes += sum(len(v) for v in row[nkey:width] if v is not None)
                     written += 1
                     if submit is not None:
                         if acquire is not None:

@@ -118,11 +118,7 @@ def row_problem(framework: str, document: str | None, metadata: Mapping[str, Any
         content = metadata.get("_node_content")
         if not isinstance(content, str):
             return "node_content_missing", "metadata has no _node_content string: LlamaIndex rebuilds the node from it"
-        try:
-            node = json.loads(content)
-        except ValueError:
-            node = None
-        if not isinstance(node, dict):
+        if not isinstance(_json(content), dict):
             return "node_content_malformed", "_node_content is not a node's JSON object: LlamaIndex cannot rebuild it"
     return None
 

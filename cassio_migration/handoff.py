@@ -173,7 +173,7 @@ def _session(c: ConnectionSpec) -> tuple[list[str], list[str]]:
 def open_with(job: Job, target: TargetSpec) -> dict[str, Any]:
     """How to open the target: {"framework", "class", "arguments", "code"} (the code: lines to paste)."""
     r = READERS[job.target_framework](target)
-    imports, session = _session(job.clusters.target or job.clusters.source)
+    imports, session = _session(job.clusters.target_side)
     variable = VARIABLE.get(target.kind, "store" if job.target_framework != "cassio" else "table")
     call = [f"{variable} = {r.name}("]
     for a in r.args:

@@ -21,6 +21,7 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
+from .job import ConnectionSpec
 from .retry import RetryPolicy, saturated
 
 START = 16  # the window's first size: it doubles each round trip until the first back-off (slow start)
@@ -101,14 +102,19 @@ class PaceReport:
 class Pace:
     """How many writes this process keeps in flight: additive increase, multiplicative decrease.
 
-    `ceiling`: never more (`--concurrency`). A write slower than `slow_s`, or failed with a
+    `ceiling`: never more (`--concurrency`). A write slower than `slow_s` (by default a quarter
+    of the default request timeout), or failed with a
     timeout or an overload error, halves the window, once for the writes in flight then; each
     success grows it by 1/window (one more per round trip), or by one (doubling per round trip)
     until the first back-off.
     """
 
     def __init__(
-        self, ceiling: int, slow_s: float, adaptive: bool = True, clock: Callable[[], float] = time.monotonic
+        self,
+        ceiling: int,
+        slow_s: float = ConnectionSpec.request_timeout / 4,
+        adaptive: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ceiling = ceiling
         self.slow_s = slow_s

@@ -126,6 +126,11 @@ class Clusters:
     source: ConnectionSpec = field(default_factory=ConnectionSpec)
     target: ConnectionSpec | None = None  # None: the target is on the source's cluster
 
+    @property
+    def target_side(self) -> ConnectionSpec:
+        """The target's connection: its own cluster's, or the source's."""
+        return self.target or self.source
+
     def context(self) -> dict[str, str]:
         """Where source and target are, for the job context (never a secret)."""
         found = {"cluster": self.source.describe()}

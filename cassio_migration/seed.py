@@ -11,13 +11,12 @@ import random
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
 from cassandra.cluster import Session
 
-from .connect import prepare_raw
+from .connect import prepare_raw, schema_change
 from .cql import literal, qualified, quote
 from .errors import UsageError
 from .inflight import Pace, WriteWindow
@@ -86,7 +85,6 @@ CACHE_DIRTY_KINDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-DDL_TIMEOUT_S = 120.0  # schema changes wait for agreement; a busy node needs time
 DDL_POLICY = RetryPolicy(hint="")
 
 
@@ -247,7 +245,7 @@ def create_keyspace(session: Session, keyspace: str, replication_factor: int) ->
         f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)} WITH replication ="
         f" {{'class': 'NetworkTopologyStrategy', {literal(data_center)}: {replication_factor}}}"
     )
-    DDL_POLICY.call("creating the keyspace", lambda: session.execute(cql, timeout=DDL_TIMEOUT_S))
+    schema_change(session, cql, DDL_POLICY, "creating the keyspace")
 
 
 def create_legacy_table(session: Session, keyspace: str, table: str, spec: SeedSpec) -> None:
@@ -261,7 +259,7 @@ def create_legacy_table(session: Session, keyspace: str, table: str, spec: SeedS
         column_type = "uuid" if spec.key_type == "autoid" else spec.key_type
         statements = [create_table_cql(keyspace, table, column_type, spec.dimension), create_index_cql(keyspace, table)]
     for cql in statements:  # IF NOT EXISTS: safe to try again
-        DDL_POLICY.call("creating the legacy table", partial(session.execute, cql, timeout=DDL_TIMEOUT_S))
+        schema_change(session, cql, DDL_POLICY, "creating the legacy table")
 
 
 def _writes(raw: Session, keyspace: str, table: str, spec: SeedSpec) -> tuple[Any, Iterator[tuple[Any, ...]]]:
@@ -311,7 +309,7 @@ def seed(
     if not spec.append and session.execute(f"SELECT {first_key} FROM {qualified(keyspace, table)} LIMIT 1").one():
         raise UsageError(f"{keyspace}.{table} already has rows: pass --append to add more, or use another table")
     insert, rows = _writes(raw, keyspace, table, spec)
-    window = WriteWindow(raw, Pace(concurrency, slow_s=15.0), RetryPolicy(hint=""))
+    window = WriteWindow(raw, Pace(concurrency), RetryPolicy(hint=""))
     written = 0
     for values in rows:
         window.submit(insert, values)

@@ -106,7 +106,7 @@ class RangeRunner:
             ErrorBudget(options.max_errors),
             Pace(
                 max(1, options.concurrency // spec.processes),
-                slow_s=(spec.job.clusters.target or spec.job.clusters.source).request_timeout / 4,
+                slow_s=spec.job.clusters.target_side.request_timeout / 4,
                 adaptive=options.window == "adaptive",
             ),
         )

@@ -33,6 +33,7 @@ import threading
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .frameworks import row_problem
@@ -101,7 +102,8 @@ class VectorTransformer(RowTransformer):
         self._key_to_text = key_to_text
         self._wrap_key = wrap_key
         self._partition_field = partition_field
-        self._framework = framework
+        # Bound once: a cassio target (the default) pays no call per row.
+        self._row_problem = partial(row_problem, framework) if framework != "cassio" else None
         self.same_order = not key_to_text and self.key == ("row_id",)
         # With metadata always given, cassio's put writes the same columns for every row.
         probe = self._normalize(uuid.UUID(int=0), "", b"", {}, "p")
@@ -160,7 +162,7 @@ class VectorTransformer(RowTransformer):
         partition = self.partition(metadata)
         if isinstance(partition, Reject):
             return partition
-        problem = row_problem(self._framework, document, metadata)
+        problem = self._row_problem(document, metadata) if self._row_problem is not None else None
         if problem is not None:
             return Reject(*problem)
         try:
