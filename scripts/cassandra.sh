@@ -17,6 +17,8 @@
 #   CASSANDRA_FAST_UNSAFE    1: skip fsync (tests only; data may be lost on a crash)
 #   CASSANDRA_MAX_REQUESTS_PER_SECOND  a request quota: native_transport_rate_limiting_enabled with
 #                            this native_transport_max_requests_per_second (default: none)
+#   CASSANDRA_THROW_ON_OVERLOAD  1: past the quota the node answers "overloaded" (to protocol v5
+#                            clients; v4 ones it still holds back) rather than holding requests back
 #   CASSANDRA_SIZE_RECORDER_INTERVAL  seconds between size estimates (default: 10; Cassandra's: 300)
 #   JAVA_BIN, MVN_BIN        java / mvn executables      (default: found on PATH)
 #
@@ -57,6 +59,10 @@ if [[ -n $QUOTA ]]; then
     # A request quota, as a hosted database has one: past it the node holds requests back.
     EXTRA_YAML="native_transport_rate_limiting_enabled: true
 native_transport_max_requests_per_second: $QUOTA"
+fi
+if [[ ${CASSANDRA_THROW_ON_OVERLOAD:-0} == 1 ]]; then
+    EXTRA_YAML="$EXTRA_YAML
+native_transport_throw_on_overload: true"
 fi
 HEAP=${CASSANDRA_HEAP:-2G}
 FAST_UNSAFE=${CASSANDRA_FAST_UNSAFE:-0}
