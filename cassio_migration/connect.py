@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from cassandra.policies import (
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
 )
-from cassandra.protocol import ProtocolHandler, ResultMessage
+from cassandra.protocol import OverloadedErrorMessage, ProtocolHandler, ResultMessage
 from cassandra.query import PreparedStatement, tuple_factory
 
 from .errors import CredentialsError, FatalError, SettingsError
@@ -126,20 +128,63 @@ def prepare_raw(session: Session, cql: str) -> PreparedStatement:
     return prepared
 
 
+# A database over its request quota refuses a new connection's first queries too (protocol v5
+# answers "overloaded" where v4 is held back): wait for room, as a write does.
+OVERLOADED_WAIT_S = 60.0
+_OVERLOADED_BACKOFF = RetryPolicy(first_delay_s=0.5)
+
+
+class _Overloaded(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 def open_session(spec: ConnectionSpec, *, raw: bool = False) -> Session:
-    """Connect; turn the driver's errors into one-line MigrationErrors.
+    """Connect (waiting up to OVERLOADED_WAIT_S while the database says it is overloaded);
+    turn the driver's errors into one-line MigrationErrors.
 
     `raw`: a session for the copy's hot path: rows as plain tuples, vectors as bytes
     (with statements made by `prepare_raw`).
     """
     kwargs = cluster_kwargs(spec)
-    if raw:
-        kwargs["execution_profiles"][EXEC_PROFILE_DEFAULT].row_factory = tuple_factory
-    cluster = Cluster(**kwargs)
+    bundle = kwargs.get("cloud", {}).get("secure_connect_bundle")
+    first_try, attempt = time.monotonic(), 0
+    while True:
+        if raw:
+            kwargs["execution_profiles"][EXEC_PROFILE_DEFAULT].row_factory = tuple_factory
+        try:
+            session = _connect(spec, Cluster(**kwargs))
+        except _Overloaded as exc:
+            if time.monotonic() - first_try >= OVERLOADED_WAIT_S:
+                raise FatalError(
+                    f"{spec.describe()} refused to connect for {OVERLOADED_WAIT_S:g} s as overloaded"
+                    f" ({exc.reason[:200]}): the database is over its request quota; run again when the"
+                    " application asks less of it"
+                ) from None
+            if attempt == 0:
+                logging.getLogger(__name__).warning(
+                    "%s refused to connect as overloaded (over its request quota): trying again for up to %g s",
+                    spec.describe(),
+                    OVERLOADED_WAIT_S,
+                )
+            time.sleep(_OVERLOADED_BACKOFF.delay(attempt))
+            attempt += 1
+            # A load balancing policy serves one Cluster: new arguments, the bundle downloaded once.
+            kwargs = cluster_kwargs(spec, fetch_bundle=lambda _: bundle)
+            continue
+        if raw:
+            session.client_protocol_handler = _RawVectorProtocolHandler
+        return session
+
+
+def _connect(spec: ConnectionSpec, cluster: Cluster) -> Session:
+    """cluster.connect(), its errors as one-line MigrationErrors, or _Overloaded (the cluster shut down)."""
     try:
-        session = cluster.connect()
+        return cluster.connect()
     except NoHostAvailable as exc:
         cluster.shutdown()
+        if exc.errors and all(isinstance(e, OverloadedErrorMessage) for e in exc.errors.values()):
+            raise _Overloaded(str(next(iter(exc.errors.values())))) from None
         if any(isinstance(e, AuthenticationFailed) for e in exc.errors.values()):
             raise CredentialsError(
                 f"{spec.describe()} refused the credentials: check {spec.variable('CASSANDRA_USERNAME')} and"
@@ -152,9 +197,6 @@ def open_session(spec: ConnectionSpec, *, raw: bool = False) -> Session:
     except AuthenticationFailed:
         cluster.shutdown()
         raise CredentialsError(f"{spec.describe()} refused the credentials") from None
-    if raw:
-        session.client_protocol_handler = _RawVectorProtocolHandler
-    return session
 
 
 def _unreachable_hint(spec: ConnectionSpec, reasons: str) -> str:

@@ -15,11 +15,15 @@ retries, 43.2 rows/s, window 1 to 17, 326 back-offs.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cassio_migration.connect import close_session, open_session
 from cassio_migration.job import ConnectionSpec
 from tests.helpers import OwnNode, own_node, report_of, run_script, script_env
 
@@ -74,3 +78,45 @@ def test_under_a_quota_the_adaptive_window_backs_off_and_keeps_pace(quota_node: 
     )
     verified = report_of("migrate.py", env, tmp_path, "--verify", report="v.json")
     assert (verified["status"], verified["matching"], verified["missing"]) == ("clean", ROWS, 0)
+
+
+# Another client that asks ~4x the quota for `seconds`, then says how many of its requests the node refused.
+HAMMER = """
+import sys, time
+from cassandra.cluster import Cluster
+cluster = Cluster(["127.0.0.1"], port=int(sys.argv[1]), protocol_version=5)
+session = cluster.connect()
+print("hammering", flush=True)
+refused = []
+until = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < until:
+    session.execute_async("SELECT release_version FROM system.local").add_errback(refused.append)
+    time.sleep(0.002)
+time.sleep(1)
+print(len(refused), flush=True)
+cluster.shutdown()
+"""
+
+
+def test_a_connection_refused_as_overloaded_waits_for_room(
+    quota_node: OwnNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    seconds = 10
+    hammer = subprocess.Popen(
+        [sys.executable, "-c", HAMMER, str(QUOTA_PORT), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert hammer.stdout is not None and hammer.stdout.readline() == "hammering\n"
+    time.sleep(2)  # past the burst the node's limiter lets through
+    started = time.monotonic()
+    # Over protocol v5 the node refuses a new connection's queries past the quota ("overloaded").
+    session = open_session(ConnectionSpec(port=QUOTA_PORT, protocol_version=5), raw=True)
+    waited = time.monotonic() - started
+    print(f"connected after {waited:.1f} s")
+    try:
+        assert session.execute("SELECT release_version FROM system.local").one()
+    finally:
+        close_session(session)
+    refused = int(hammer.communicate(timeout=60)[0])
+    assert refused > 0  # the node was over its quota meanwhile
+    # The node refused the connection, which waited for room instead of failing.
+    assert any("refused to connect as overloaded" in r.getMessage() for r in caplog.records), caplog.records
