@@ -24,7 +24,7 @@ def ranges_done(session: Session, keyspace: str) -> int:
 def test_kill_9_then_resume_then_verify_clean(bundle, session: Session, keyspace: str, tmp_path: Path) -> None:
     assert bundle("create.py", "--rows", "3000", "--quiet").code == 0
     # A rate limit keeps the run long enough to be killed in the middle.
-    proc = start_migration(keyspace, tmp_path, "--splits", "64", "--rate-limit", "1000")
+    proc = start_migration(keyspace, tmp_path, "--splits", "64", "--rate-limit", "400")
     wait_for_ranges(session, keyspace, proc, random.randint(3, 30))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -43,7 +43,8 @@ def test_kill_9_then_resume_then_verify_clean(bundle, session: Session, keyspace
 
 def test_ctrl_c_saves_state_and_exits_130(bundle, session: Session, keyspace: str, tmp_path: Path) -> None:
     assert bundle("create.py", "--rows", "2000", "--quiet").code == 0
-    proc = start_migration(keyspace, tmp_path, "--splits", "32", "--rate-limit", "500")
+    # Slow enough that a loaded machine's polling sees 2 ranges done long before the last one.
+    proc = start_migration(keyspace, tmp_path, "--splits", "32", "--rate-limit", "150")
     wait_for_ranges(session, keyspace, proc, 2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

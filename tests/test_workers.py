@@ -127,9 +127,10 @@ def test_worker_killed_mid_range_then_ctrl_c(session: Session, keyspace: str, tm
     verified = bundle("migrate.py", "--verify", "--workers", "2", "--quiet")
     assert verified.code == 0, verified.out + verified.err
 
-    # Ctrl-C, to the whole process group as a terminal sends it, in a second pass (--full).
+    # Ctrl-C, to the whole process group as a terminal sends it, in a second pass (--full), slow
+    # enough that it comes long before the pass's last range even on a loaded machine.
     proc = start_migration(
-        keyspace, tmp_path, "--workers", "2", "--full", "--splits", "48", "--rate-limit", "500", new_session=True
+        keyspace, tmp_path, "--workers", "2", "--full", "--splits", "48", "--rate-limit", "150", new_session=True
     )
     worker = running_worker_pid(session, keyspace, proc, 2, number=2)
     os.killpg(proc.pid, signal.SIGINT)
