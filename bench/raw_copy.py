@@ -55,11 +55,12 @@ def run_share(share: Share) -> tuple[int, int]:
     try:
         transformer = transformer_for(share.target, session)
         columns = transformer.columns
-        select = prepare_raw(session, source_select(share.source))
+        select = prepare_raw(session, source_select(share.source), POLICY)
         insert = prepare_raw(
             session,
             f"INSERT INTO {qualified(share.target.keyspace, share.target.table)} ({', '.join(columns)})"
             f" VALUES ({', '.join('?' * len(columns))}) USING TIMESTAMP ? AND TTL ?",
+            POLICY,
         )
         width, nvalues = len(share.source.layout.columns), len(share.source.layout.values)
         # One window for all threads: the node sees `window` writes in flight per process.

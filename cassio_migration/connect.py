@@ -112,8 +112,9 @@ class _RawVectorProtocolHandler(ProtocolHandler):
     }
 
 
-def prepare_raw(session: Session, cql: str) -> PreparedStatement:
-    """A prepared statement that takes and returns VECTOR values as their wire bytes.
+def prepare_raw(session: Session, cql: str, policy: RetryPolicy) -> PreparedStatement:
+    """A prepared statement that takes and returns VECTOR values as their wire bytes
+    (prepared as `policy` says: a database over its quota refuses a PREPARE too).
 
     The bytes of a VECTOR<FLOAT,n> are the same in every table, so a copy can pass
     them through: decoding and re-encoding 1536 floats costs ~300 us a row in the
@@ -121,7 +122,7 @@ def prepare_raw(session: Session, cql: str) -> PreparedStatement:
     metadata, rows decoded with the metadata of the response (the session's protocol
     handler reads it) or, when the node skips it, with the statement's.
     """
-    prepared = session.prepare(cql)
+    prepared = policy.call("preparing a statement", lambda: session.prepare(cql))
     prepared.column_metadata = [c._replace(type=_raw(c.type)) for c in prepared.column_metadata]
     if prepared.result_metadata:
         prepared.result_metadata = [(*c[:3], _raw(c[3])) for c in prepared.result_metadata]

@@ -54,7 +54,7 @@ class RangeCopier:
         self._rejects = rejects
         self._rate = rate
         self.transformer = transformer_for(target, target_session, job)
-        self._select = prepare_raw(source_session, source_select(source))
+        self._select = prepare_raw(source_session, source_select(source), self.policy)
         self._router = Router(source_session, source.keyspace, options.scan_routing == "replica")
         self._insert: PreparedStatement | None = None
         if not options.dry_run:
@@ -63,6 +63,7 @@ class RangeCopier:
                 target_session,
                 f"INSERT INTO {qualified(target.keyspace, target.table)} ({', '.join(columns)})"
                 f" VALUES ({', '.join('?' for _ in columns)}) USING TIMESTAMP ? AND TTL ?",
+                self.policy,
             )
 
     def copy(

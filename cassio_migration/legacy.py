@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from cassandra.cluster import Session
 
 from .cql import qualified, quote
 from .errors import SchemaError
+from .retry import RetryPolicy
 
 # cassio 0.0.7 `VectorTable(primary_key_type=...)`; 0.0.6 has UUID for auto_id, else TEXT.
 KEY_TYPES = ("uuid", "text", "timeuuid")
@@ -174,9 +176,19 @@ CURRENT_LAYOUTS = {
 }
 
 
+# Schema reads come before a job's own policy exists: the default MIGRATION_RETRY_SECONDS
+# (a database over its quota refuses them too).
+SCHEMA_READS = RetryPolicy()
+
+
+def _schema(session: Session, query: str, params: tuple[str, ...]) -> Any:
+    return SCHEMA_READS.call("reading the schema", lambda: session.execute(query, params))
+
+
 def table_columns(session: Session, keyspace: str, table: str) -> dict[str, tuple[str, str]]:
     """{column: (kind, type)} from system_schema; {} when the table does not exist."""
-    rows = session.execute(
+    rows = _schema(
+        session,
         "SELECT column_name, kind, type FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
         (keyspace, table),
     )
@@ -184,7 +196,7 @@ def table_columns(session: Session, keyspace: str, table: str) -> dict[str, tupl
 
 
 def require_keyspace(session: Session, keyspace: str, setting: str = "CASSANDRA_KEYSPACE") -> None:
-    found = session.execute("SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,))
+    found = _schema(session, "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,))
     if not found.one():
         raise SchemaError(f"keyspace {keyspace!r} does not exist: create it, or fix {setting}")
 

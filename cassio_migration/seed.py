@@ -85,7 +85,7 @@ CACHE_DIRTY_KINDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-DDL_POLICY = RetryPolicy(hint="")
+POLICY = RetryPolicy(hint="")  # create.py's schema changes, prepares and writes
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ def create_keyspace(session: Session, keyspace: str, replication_factor: int) ->
         f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)} WITH replication ="
         f" {{'class': 'NetworkTopologyStrategy', {literal(data_center)}: {replication_factor}}}"
     )
-    schema_change(session, cql, DDL_POLICY, "creating the keyspace")
+    schema_change(session, cql, POLICY, "creating the keyspace")
 
 
 def create_legacy_table(session: Session, keyspace: str, table: str, spec: SeedSpec) -> None:
@@ -259,7 +259,7 @@ def create_legacy_table(session: Session, keyspace: str, table: str, spec: SeedS
         column_type = "uuid" if spec.key_type == "autoid" else spec.key_type
         statements = [create_table_cql(keyspace, table, column_type, spec.dimension), create_index_cql(keyspace, table)]
     for cql in statements:  # IF NOT EXISTS: safe to try again
-        schema_change(session, cql, DDL_POLICY, "creating the legacy table")
+        schema_change(session, cql, POLICY, "creating the legacy table")
 
 
 def _writes(raw: Session, keyspace: str, table: str, spec: SeedSpec) -> tuple[Any, Iterator[tuple[Any, ...]]]:
@@ -267,10 +267,10 @@ def _writes(raw: Session, keyspace: str, table: str, spec: SeedSpec) -> tuple[An
     name = qualified(keyspace, table)
     if spec.kind == "history":
         insert = f"INSERT INTO {name} (session_id, blob_id, blob) VALUES (?, now(), ?) USING TTL ?"
-        return prepare_raw(raw, insert), fake_history_rows(spec)
+        return prepare_raw(raw, insert, POLICY), fake_history_rows(spec)
     if spec.kind == "kvcache":
         insert = f"INSERT INTO {name} (key_desc, cache_key, cache_value) VALUES (?, ?, ?) USING TTL ?"
-        return prepare_raw(raw, insert), fake_cache_rows(spec)
+        return prepare_raw(raw, insert, POLICY), fake_cache_rows(spec)
     key = "now()" if spec.key_type == "autoid" else "?"
     insert = (
         f"INSERT INTO {name} (document_id, embedding_vector, document, metadata_blob) VALUES ({key}, ?, ?, ?)"
@@ -280,7 +280,7 @@ def _writes(raw: Session, keyspace: str, table: str, spec: SeedSpec) -> tuple[An
         (*((r.document_id,) if r.document_id is not None else ()), r.vector, r.document, r.metadata_blob, r.ttl)
         for r in fake_rows(spec)
     )
-    return prepare_raw(raw, insert), rows
+    return prepare_raw(raw, insert, POLICY), rows
 
 
 def seed(
@@ -309,7 +309,7 @@ def seed(
     if not spec.append and session.execute(f"SELECT {first_key} FROM {qualified(keyspace, table)} LIMIT 1").one():
         raise UsageError(f"{keyspace}.{table} already has rows: pass --append to add more, or use another table")
     insert, rows = _writes(raw, keyspace, table, spec)
-    window = WriteWindow(raw, Pace(concurrency), RetryPolicy(hint=""))
+    window = WriteWindow(raw, Pace(concurrency), POLICY)
     written = 0
     for values in rows:
         window.submit(insert, values)

@@ -201,9 +201,8 @@ class StateStore:
         check_coverage(plan)
         number = (row.pass_number if row else 0) + 1
         skip_before = None if (full or row is None) else row.copied_before_us
-        insert = self.session.prepare(
-            f"INSERT INTO {self._ranges} (job, pass_number, range_start, range_end, status) VALUES (?, ?, ?, ?, 'pending')"
-        )
+        cql = f"INSERT INTO {self._ranges} (job, pass_number, range_start, range_end, status) VALUES (?, ?, ?, ?, 'pending')"
+        insert = self.policy.call("preparing the plan's insert", lambda: self.session.prepare(cql))
         self._execute_many(insert, [(self.job, number, r.start, r.end) for r in plan])
         self._execute(
             f"INSERT INTO {self._jobs} (job, context, pass_number, pass_status, pass_started_at, ranges)"

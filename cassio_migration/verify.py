@@ -165,14 +165,17 @@ class RangeVerifier:
         # Target rows: (*columns, *writetimes, token).
         select = f"SELECT {', '.join(tr.columns)}, {written}, {token} FROM {target_name} WHERE "
         where_key = " AND ".join(f"{c} = ?" for c in tr.key)
-        self.source_range = prepare_raw(source_session, source_select(source, with_token=True))
-        self.target_range = prepare_raw(target_session, select + token_range_condition(tr.partition_key))
-        self.target_by_key = prepare_raw(target_session, select + where_key)
-        self.delete = prepare_raw(target_session, f"DELETE FROM {target_name} USING TIMESTAMP ? WHERE {where_key}")
+        self.source_range = prepare_raw(source_session, source_select(source, with_token=True), self.policy)
+        self.target_range = prepare_raw(target_session, select + token_range_condition(tr.partition_key), self.policy)
+        self.target_by_key = prepare_raw(target_session, select + where_key, self.policy)
+        self.delete = prepare_raw(
+            target_session, f"DELETE FROM {target_name} USING TIMESTAMP ? WHERE {where_key}", self.policy
+        )
         self.source_by_key = prepare_raw(
             source_session,
             f"SELECT {layout.key[0]} FROM {qualified(source.keyspace, source.table)}"
             f" WHERE {' AND '.join(f'{c} = ?' for c in layout.key)}",
+            self.policy,
         )
 
     def _pages(self, session: Session, statement: Any, r: TokenRange, stop: threading.Event) -> Iterator[list[Row]]:

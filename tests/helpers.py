@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -66,6 +67,9 @@ def start_script(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=new_session,
+        # Ctrl-C's default, as in a terminal: a shell's background job (`cmd &`) ignores SIGINT, and
+        # its children inherit that, which would leave the interrupt tests nothing to interrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
