@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import ssl
@@ -149,12 +150,13 @@ def open_session(spec: ConnectionSpec, *, raw: bool = False) -> Session:
     """
     kwargs = cluster_kwargs(spec)
     bundle = kwargs.get("cloud", {}).get("secure_connect_bundle")
-    first_try, attempt = time.monotonic(), 0
-    while True:
+    first_try = time.monotonic()
+    for attempt in itertools.count():
         if raw:
             kwargs["execution_profiles"][EXEC_PROFILE_DEFAULT].row_factory = tuple_factory
         try:
             session = _connect(spec, Cluster(**kwargs))
+            break
         except _Overloaded as exc:
             if time.monotonic() - first_try >= OVERLOADED_WAIT_S:
                 raise FatalError(
@@ -169,13 +171,11 @@ def open_session(spec: ConnectionSpec, *, raw: bool = False) -> Session:
                     OVERLOADED_WAIT_S,
                 )
             time.sleep(_OVERLOADED_BACKOFF.delay(attempt))
-            attempt += 1
             # A load balancing policy serves one Cluster: new arguments, the bundle downloaded once.
             kwargs = cluster_kwargs(spec, fetch_bundle=lambda _: bundle)
-            continue
-        if raw:
-            session.client_protocol_handler = _RawVectorProtocolHandler
-        return session
+    if raw:
+        session.client_protocol_handler = _RawVectorProtocolHandler
+    return session
 
 
 def _connect(spec: ConnectionSpec, cluster: Cluster) -> Session:

@@ -240,7 +240,8 @@ def dirty_row_count(kind: str = "vector") -> int:
 def create_keyspace(session: Session, keyspace: str, replication_factor: int) -> None:
     """The keyspace, if it is not there yet: NetworkTopologyStrategy, `replication_factor` replicas in the
     data center of the node the session asks (SimpleStrategy's successor for clusters)."""
-    data_center = session.execute("SELECT data_center FROM system.local").one().data_center
+    local = POLICY.call("reading the data center", lambda: session.execute("SELECT data_center FROM system.local"))
+    data_center = local.one().data_center
     cql = (
         f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)} WITH replication ="
         f" {{'class': 'NetworkTopologyStrategy', {literal(data_center)}: {replication_factor}}}"
@@ -306,7 +307,8 @@ def seed(
             " use --dimension to match, or another FAKE_DATA_OLD_TABLE"
         )
     first_key = LAYOUTS[spec.kind].key[0]
-    if not spec.append and session.execute(f"SELECT {first_key} FROM {qualified(keyspace, table)} LIMIT 1").one():
+    first_row = f"SELECT {first_key} FROM {qualified(keyspace, table)} LIMIT 1"
+    if not spec.append and POLICY.call("reading the table", lambda: session.execute(first_row)).one():
         raise UsageError(f"{keyspace}.{table} already has rows: pass --append to add more, or use another table")
     insert, rows = _writes(raw, keyspace, table, spec)
     window = WriteWindow(raw, Pace(concurrency), POLICY)
