@@ -311,10 +311,10 @@ class Settings:
         "adaptive: the writes in flight grow while writes succeed and halve when they time out, come back"
         " slower than a quarter of MIGRATION_REQUEST_TIMEOUT or the database says it is overloaded (a quota),"
         " never above MIGRATION_CONCURRENCY; fixed: always MIGRATION_CONCURRENCY")
-    clock_skew_s: float = _setting(
-        "MIGRATION_CLOCK_SKEW_SECONDS", _float(0.0), 300.0,
-        "rows written this long before a completed pass began still count as possibly not copied"
-        " (clock skew between clients)")
+    lease_s: float = _setting(
+        "MIGRATION_LEASE_SECONDS", _float(5.0), 60.0,
+        "a run holds its job's lease (one run of a job at a time) and renews it every third of this;"
+        " a run that crashed lets it go after this long")
     max_errors: MaxErrors = _setting(
         "MIGRATION_MAX_ERRORS", _budget, MaxErrors(),
         "rejected rows allowed before a run stops (exit 3, state saved): a count (100) or a share (0.5%);"

@@ -22,7 +22,7 @@ from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
 from .job import ConnectionSpec
-from .retry import RetryPolicy, saturated
+from .retry import RetryPolicy, refuses_row, saturated
 
 START = 16  # the window's first size: it doubles each round trip until the first back-off (slow start)
 
@@ -193,6 +193,9 @@ class WriteWindow:
     TTL. Memory is bounded by the window and the open batches, not by how many rows pass
     through. A failed write is tried again as the retry policy says, keeping its room in the
     window meanwhile; once the policy gives up, `submit` and `drain` raise its FatalError.
+    A write the database refuses for the row's own content (`refuses_row`) goes to `on_refused`
+    with the row's `origin` and the database's message, and the range goes on; a batch so
+    refused is sent again row by row, to find the row.
     """
 
     def __init__(
@@ -202,8 +205,10 @@ class WriteWindow:
         policy: RetryPolicy,
         batch_rows: int = 1,
         batch_bytes: int = 4 * 1024,
+        on_refused: Callable[[Any, str], None] | None = None,
     ) -> None:
         self._session = session
+        self._on_refused = on_refused
         self._pace = pace
         self._policy = policy
         self._batch_rows = batch_rows
@@ -214,14 +219,16 @@ class WriteWindow:
         self._failure: BaseException | None = None
         self.retries = 0
 
-    def submit(self, statement: Any, params: Any) -> None:
-        """Write one row: at once, or in the batch of its replicas."""
+    def submit(self, statement: Any, params: Any, origin: Any = None) -> None:
+        """Write one row (`origin`: what `on_refused` gets if the database refuses it): at once, or in the
+        batch of its replicas."""
         if self._failure is not None:
             raise self._policy.gave_up("a write", self._failure)
-        if self._batch_rows <= 1:
-            self._start(statement, params, 1)
-            return
         bound = statement.bind(params)
+        bound.origin = origin
+        if self._batch_rows <= 1:
+            self._start(bound, None, 1)
+            return
         size = sum(len(v) for v in bound.values if v)  # the row's bytes on the wire
         if size >= self._batch_bytes:
             self._start(bound, None, 1)
@@ -277,12 +284,17 @@ class WriteWindow:
     ) -> None:
         if saturated(exc):
             self._pace.answered(sent, ok=False, rows=rows)
-        if isinstance(statement, BatchStatement) and "too large" in str(exc).lower():
-            # Larger on the node than its batch_size_fail_threshold: each row on its own, in the same room.
+        if isinstance(statement, BatchStatement) and (refuses_row(exc) or "too large" in str(exc).lower()):
+            # Larger on the node than its batch_size_fail_threshold, or a row in it refused: each row on its
+            # own, in the same room.
             with self._cond:
                 self._pending += len(statement.rows) - 1
             for bound in statement.rows:
                 self._send(bound, None, 1, first_try, attempt)
+            return
+        if self._on_refused is not None and refuses_row(exc):
+            self._on_refused(getattr(statement, "origin", None), str(exc))
+            self._finished(rows)
             return
         if self._policy.should_retry(exc, first_try):
             with self._cond:

@@ -238,7 +238,7 @@ class RunOptions:
     rate_limit: float = 0.0
     retry_seconds: float = 120.0
     window: str = "adaptive"  # adaptive | fixed: the writes in flight follow the database, or stay at `concurrency`
-    clock_skew_s: float = 300.0
+    lease_s: float = 60.0  # a run holds the job's lease this long past its last renewal
     max_errors: MaxErrors = MaxErrors()
     runs_dir: str = "runs"
     workers: int = 0  # > 0: range tasks on that many local worker processes (a local Dask cluster)

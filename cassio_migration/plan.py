@@ -9,6 +9,8 @@ from itertools import pairwise
 from cassandra import DriverException
 from cassandra.cluster import NoHostAvailable, Session
 
+from .errors import SchemaError
+
 # Murmur3Partitioner: tokens lie in (MIN, MAX]; a range (start, end] excludes its start.
 MIN_TOKEN = -(2**63)
 MAX_TOKEN = 2**63 - 1
@@ -90,6 +92,23 @@ def make_plan(ring_tokens: Sequence[int], count: int) -> list[TokenRange]:
     ranges = split(ring_ranges(ring_tokens), count)
     check_coverage(ranges)
     return ranges
+
+
+MURMUR3 = "org.apache.cassandra.dht.Murmur3Partitioner"
+
+
+def require_murmur3(session: Session, which: str) -> None:
+    """Refuse a cluster whose partitioner is not Murmur3 (the token ranges here are Murmur3's).
+
+    The driver read it from `system.local` when it connected; None only without that read.
+    """
+    partitioner = session.cluster.metadata.partitioner
+    if partitioner is not None and partitioner != MURMUR3:
+        raise SchemaError(
+            f"the {which} cluster uses {partitioner.rsplit('.', 1)[-1]}: this tool plans token ranges for"
+            " Murmur3Partitioner only (Cassandra's default since 1.2, and Astra DB's), so it would not read"
+            " the whole table; migrate with another tool (e.g. dsbulk unload and load)"
+        )
 
 
 def ring_tokens(session: Session) -> list[int]:

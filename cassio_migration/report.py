@@ -214,10 +214,10 @@ class MigrateSummary:
 
 VERIFY_LABELS = {
     "matching": "matching",
-    "missing": "missing (in source, not in target)",
+    "missing": "missing (in source, never copied to target)",
     "different": "different",
     "target_newer": "target newer (written by the application: not an error)",
-    "deleted_in_target": "deleted in target after the migration (by the application or expired: not an error)",
+    "deleted_in_target": "copied, then deleted in target (by the application or expired: not an error)",
     "extra": "extra (in target, not in source)",
     "extra_deleted": "extra, written by the migration, deleted now (--delete-extra)",
     "rejected": "rejected by the rules (not expected in target)",
@@ -231,6 +231,7 @@ class VerifySummary:
     counts: VerifyCounts
     elapsed_s: float = 0.0
     open_with: dict[str, Any] | None = None  # how to open the target (handoff.open_with)
+    dry_run: bool = False  # --delete-extra counted what it would delete, and deleted nothing
 
     @property
     def clean(self) -> bool:
@@ -245,6 +246,7 @@ class VerifySummary:
             **self.counts.counts,
             "examples": {k: v for k, v in self.counts.examples.items() if v},
             "elapsed_s": round(self.elapsed_s, 3),
+            "dry_run": self.dry_run,
             "open_with": self.open_with if self.clean else None,
         }
 
@@ -256,6 +258,9 @@ class VerifySummary:
         ]
         for c in CATEGORIES:
             ex = self.counts.examples[c]
-            rows.append((VERIFY_LABELS[c], f"{self.counts.counts[c]:,}" + (f"  e.g. {', '.join(ex)}" if ex else "")))
+            label = VERIFY_LABELS[c]
+            if c == "extra_deleted" and self.dry_run:
+                label = "extra, written by the migration, would be deleted (--delete-extra --dry-run: nothing deleted)"
+            rows.append((label, f"{self.counts.counts[c]:,}" + (f"  e.g. {', '.join(ex)}" if ex else "")))
         rows.append(("time", f"{self.elapsed_s:.1f} s"))
         return table(rows) + (handoff_lines(self.open_with) if self.clean else "")

@@ -14,7 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from cassandra import OperationTimedOut, ReadFailure, ReadTimeout, Unavailable, WriteFailure, WriteTimeout
+from cassandra import (
+    InvalidRequest,
+    OperationTimedOut,
+    ReadFailure,
+    ReadTimeout,
+    Unavailable,
+    WriteFailure,
+    WriteTimeout,
+)
 from cassandra.cluster import NoHostAvailable
 from cassandra.protocol import OverloadedErrorMessage
 
@@ -42,6 +50,16 @@ def saturated(exc: BaseException) -> bool:
     if isinstance(exc, NoHostAvailable):
         return any(isinstance(e, OVERLOAD) for e in exc.errors.values())
     return isinstance(exc, OVERLOAD)
+
+
+# InvalidRequest texts that speak of the job, not of one row: every row would meet them.
+_NOT_THE_ROW = ("unconfigured table", "does not exist", "consistency level", "keyspace")
+
+
+def refuses_row(exc: BaseException) -> bool:
+    """Whether the database refused a write for the row's own content (an empty or too long key, a value
+    past an index's term size or a guardrail), rather than for the table, the keyspace or the settings."""
+    return isinstance(exc, InvalidRequest) and not any(s in str(exc).lower() for s in _NOT_THE_ROW)
 
 
 MAX_DELAY_S = 10.0

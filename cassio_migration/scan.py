@@ -29,6 +29,18 @@ def token_range_condition(partition_key: Sequence[str]) -> str:
     return f"{token} > ? AND {token} <= ?"
 
 
+def _source_query(source: LegacyTable, columns: Sequence[str], where: str, token: str = "") -> str:
+    """SELECT `columns`, then the write time and the TTL of each value column[, the token] ... WHERE `where`."""
+    values = source.layout.values
+    return (
+        f"SELECT {', '.join(columns)}, "
+        + ", ".join(f"WRITETIME({c})" for c in values)
+        + ", "
+        + ", ".join(f"TTL({c})" for c in values)
+        + f"{token} FROM {qualified(source.keyspace, source.table)} WHERE {where}"
+    )
+
+
 def source_select(source: LegacyTable, *, with_token: bool = False) -> str:
     """The range scan: the key and value columns, then the write time and the TTL of each value column
     (and, `with_token`, the row's token last).
@@ -37,14 +49,19 @@ def source_select(source: LegacyTable, *, with_token: bool = False) -> str:
     """
     layout = source.layout
     token = f", token({', '.join(layout.partition_key)})" if with_token else ""
-    return (
-        f"SELECT {', '.join(layout.columns)}, "
-        + ", ".join(f"WRITETIME({c})" for c in layout.values)
-        + ", "
-        + ", ".join(f"TTL({c})" for c in layout.values)
-        + f"{token} FROM {qualified(source.keyspace, source.table)}"
-        f" WHERE {token_range_condition(layout.partition_key)}"
-    )
+    return _source_query(source, layout.columns, token_range_condition(layout.partition_key), token)
+
+
+def source_keys_select(source: LegacyTable) -> str:
+    """The range scan of a re-run: the key columns, their write times and TTLs, no values (no vectors)."""
+    layout = source.layout
+    return _source_query(source, layout.key, token_range_condition(layout.partition_key))
+
+
+def source_row_select(source: LegacyTable) -> str:
+    """One source row by its primary key, as `source_select` returns rows."""
+    layout = source.layout
+    return _source_query(source, layout.columns, " AND ".join(f"{c} = ?" for c in layout.key))
 
 
 def newest_write(row: Sequence[Any], width: int, values: int) -> tuple[int | None, int]:

@@ -53,8 +53,18 @@ class Backend(Protocol[T_contra, R_co]):
         """Called while waiting for tasks: raise if they can no longer end (no worker left)."""
 
 
-def run_all(items: Iterable[T], backend: Backend[T, R], on_result: Callable[[R], None]) -> None:
-    """Run every item's task, refilling each slot as its task ends; results in order of arrival."""
+def run_all(
+    items: Iterable[T], backend: Backend[T, R], on_result: Callable[[R], None], check: Callable[[], None] = lambda: None
+) -> None:
+    """Run every item's task, refilling each slot as its task ends; results in order of arrival.
+
+    `check` runs now and then while tasks run, as `backend.check` does: what it raises stops the run.
+    """
+
+    def checks() -> None:
+        backend.check()
+        check()
+
     pending = deque(items)
     running: dict[Any, T] = {}
     finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -69,7 +79,7 @@ def run_all(items: Iterable[T], backend: Backend[T, R], on_result: Callable[[R],
         while pending and len(running) < backend.slots:
             start()
         while running:
-            future = _next(finished, backend.check)
+            future = _next(finished, checks)
             result = backend.outcome(future, running.pop(future))
             if result is not None:
                 on_result(result)

@@ -29,6 +29,7 @@ from .legacy import (
     create_table_cql,
     describe_source,
 )
+from .plan import require_murmur3
 from .retry import RetryPolicy
 
 _WORDS = [
@@ -295,6 +296,8 @@ def seed(
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Create the legacy table of the spec's kind and write the fake rows (through `raw`, a raw-vector session)."""
+    if spec.kind == "vector":
+        require_murmur3(session, "source")  # cassio's vector index (SAI) needs Murmur3 too
     create_legacy_table(session, keyspace, table, spec)
     found = describe_source(session, keyspace, table)
     if found.kind != spec.kind:

@@ -20,6 +20,7 @@ from typing import TextIO
 
 from .connect import Sessions, open_sessions
 from .copy import RangeCopier
+from .digest import Records
 from .errors import KNOWN_ERRORS, FatalError, MigrationError
 from .inflight import Pace, RateLimiter
 from .job import Job, RunOptions
@@ -37,7 +38,7 @@ class PassInfo:
     """Which pass of the job a copy task belongs to."""
 
     number: int
-    skip_before_us: int | None  # rows written before this (µs) were copied by a completed pass
+    known_pass: int | None  # the last completed pass: its record of each range says what was copied before
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class RunSpec:
     target: TargetSpec
     folder: str  # the run folder: each process writes its rejects there
     pass_info: PassInfo | None = None  # copy: None for a dry run (no state)
-    copied_before_us: int | None = None  # verify: source rows written before this were copied by a completed pass
+    records: dict[int, int] | None = None  # verify: range start -> the pass whose record says what was copied
     processes: int = 1  # processes sharing --rate-limit
 
 
@@ -89,9 +90,14 @@ class RangeRunner:
         self.state: StateStore | None = None
         self.copier: RangeCopier | None = None
         self.verifier: RangeVerifier | None = None
+        policy = RetryPolicy(options.retry_seconds)
+        if spec.pass_info is not None or spec.records:
+            self.state = StateStore(sessions.target_plain, spec.target.keyspace, spec.target.table, policy)
         if spec.mode == "verify":
+            state = self.state
+            records = Records(spec.records, state.digest) if spec.records and state is not None else None
             self.verifier = RangeVerifier(
-                sessions.raw, sessions.target_raw, spec.job, options, spec.source, spec.target, spec.copied_before_us
+                sessions.raw, sessions.target_raw, spec.job, options, spec.source, spec.target, records
             )
             return
         self.copier = RangeCopier(
@@ -110,9 +116,6 @@ class RangeRunner:
                 adaptive=options.window == "adaptive",
             ),
         )
-        if spec.pass_info is not None:
-            policy = RetryPolicy(options.retry_seconds)
-            self.state = StateStore(sessions.target_plain, spec.target.keyspace, spec.target.table, policy)
 
     def run(self, r: TokenRange) -> RangeResult | VerifyCounts | None:
         """One range; None if the run was stopped before it finished."""
@@ -122,10 +125,14 @@ class RangeRunner:
         info = self.spec.pass_info
         if self.state is not None and info is not None:
             self.state.range_started(info.number, r, WorkerId.current())
-        result = self.copier.copy(r, info.skip_before_us if info else None, self.stop, self.progress)
-        if result is not None and self.state is not None and info is not None:
-            # One row per range, keyed by its start: a range run twice is still counted once.
-            self.state.range_done(info.number, result)
+        state = self.state
+        known = state.digest(info.known_pass, r.start) if state and info and info.known_pass is not None else None
+        copied = self.copier.copy(r, known, self.stop, self.progress)
+        if copied is None:
+            return None
+        result, record = copied
+        if state is not None and info is not None:
+            state.range_done(info.number, result, record)
         return result
 
 

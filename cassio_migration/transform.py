@@ -18,7 +18,9 @@ Rules for rows cassio 0.1.x cannot take as they are (README, "Rules for unusual 
 - with a partition field: a row whose metadata lacks it, or holds a list or object
   there, is rejected (`partition_field_missing`, `partition_field_not_scalar`).
 - an LLM cache row whose `cache_key` is not the `str()` of a list with one value per
-  name of `key_desc`: rejected (`cache_key_malformed`).
+  name of `key_desc`: rejected (`cache_key_malformed`); one that parses as such a list but
+  is written otherwise (double quotes, `1e999`): rejected (`cache_key_not_canonical`); one
+  whose values cassio cannot store (a set, bytes): rejected (`cache_key_unstorable`).
 - for a framework's reader (`--for langchain`, `--for llamaindex`): a vector row with a NULL
   `document` (`document_null`); for LlamaIndex, one whose metadata has no `_node_content`
   string, or one that is not a JSON object (`node_content_missing`, `node_content_malformed`):
@@ -64,6 +66,7 @@ class RowTransformer(ABC):
     partition_key: tuple[str, ...]
     timed: tuple[str, ...]
     same_order: bool = True
+    key_from_values: bool = False  # the target key depends on more than the source key (a partition field)
 
     def __init__(self, table: Any) -> None:
         self._table = table
@@ -102,6 +105,7 @@ class VectorTransformer(RowTransformer):
         self._key_to_text = key_to_text
         self._wrap_key = wrap_key
         self._partition_field = partition_field
+        self.key_from_values = partition_field is not None
         # Bound once: a cassio target (the default) pays no call per row.
         self._row_problem = partial(row_problem, framework) if framework != "cassio" else None
         self.same_order = not key_to_text and self.key == ("row_id",)
@@ -237,8 +241,19 @@ class KVCacheTransformer(RowTransformer):
             return Reject(
                 "cache_key_malformed", f"cache_key is not a list of {len(names)} values (one per name in key_desc)"
             )
+        # Verification and --delete-extra find a target row's source row by turning its key back into
+        # this text: a key written otherwise than str(list) would be lost to them.
+        canonical = str(key_values)
+        if canonical != cache_key:
+            return Reject(
+                "cache_key_not_canonical",
+                f"cache_key is not written as str(list) writes it ({canonical[:200]!r} would be)",
+            )
         args = {**dict(zip(names, key_values)), "body_blob": cache_value}
-        return self._ordered(self._table_for(key_desc)._normalize_kwargs(args, is_write=True))
+        try:
+            return self._ordered(self._table_for(key_desc)._normalize_kwargs(args, is_write=True))
+        except (TypeError, ValueError, OverflowError) as exc:
+            return Reject("cache_key_unstorable", f"cassio cannot store this cache_key ({type(exc).__name__}: {exc})")
 
     def source_key(self, target_key: tuple[Any, ...]) -> tuple[Any, ...] | None:
         try:

@@ -18,14 +18,16 @@ from typing import Any
 
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.metadata import Murmur3Token
 
 from .connect import prepare_raw
 from .cql import qualified
+from .digest import Digest, Records, row_hash
 from .job import Job, RunOptions
 from .legacy import LegacyTable
 from .plan import TokenRange
-from .retry import RetryPolicy
-from .scan import newest_write, row_key, scan_pages, source_select, token_range_condition
+from .retry import RetryPolicy, refuses_row
+from .scan import newest_write, row_key, scan_pages, source_row_select, source_select, token_range_condition
 from .target import TargetSpec
 from .transform import Reject, transformer_for
 
@@ -73,29 +75,23 @@ def classify(
     got: dict[str, Any] | None,
     source_ts: int | None,
     target_ts: int | None,
-    copied_before_us: int | None,
+    copied: bool,
 ) -> str:
     """One source row's verdict.
 
     `want`: the target row the source row should give, as cassio reads it (None: the rules
     reject it); `got`: the target row found, as cassio reads it (None: there is none);
-    `copied_before_us`: source rows written before this were copied by a completed pass.
+    `copied`: the migration's record holds this version of the source row (it was written).
     """
     if want is None or source_ts is None:
         return "rejected"  # not compared: the rules keep it out, or a replay put the user's fix there
     if got is None:
-        copied = copied_before_us is not None and source_ts < copied_before_us
         return "deleted_in_target" if copied else "missing"  # a copied row gone since: the application's doing
     if want == got:
         return "matching"
     if target_ts is not None and target_ts > source_ts:
         return "target_newer"  # written after the source row: the application's, not an error
     return "different"
-
-
-def migration_wrote(written_us: int | None, copied_before_us: int | None) -> bool:
-    """An extra target row was written by the migration (before the last completed pass began), not by the application."""
-    return written_us is not None and copied_before_us is not None and written_us < copied_before_us
 
 
 def by_token(pages: Iterable[list[Row]]) -> Iterator[tuple[int, list[Row]]]:
@@ -132,10 +128,11 @@ def merged(
 class RangeVerifier:
     """Compares one token range; with --delete-extra, deletes extra rows the migration wrote.
 
-    `copied_before_us`: source rows written before this were copied by a completed pass
-    (None if no pass completed). A target row that such a source row lacks was deleted
-    after the migration (by the application, or expired); an extra target row written
-    before it was written by the migration, not by the application after the cutover.
+    `records`: what the migration copied, range by range (digest.py; None: nothing recorded). A
+    target row missing for a version of a source row the record holds was deleted after the
+    migration (by the application, or expired); an extra target row is the migration's only
+    if the record of its source key's range holds that key with its write time: never a row
+    the application wrote.
     """
 
     def __init__(
@@ -146,12 +143,13 @@ class RangeVerifier:
         options: RunOptions,
         source: LegacyTable,
         target: TargetSpec,
-        copied_before_us: int | None = None,
+        records: Records | None = None,
     ) -> None:
         self.options = options
         self.policy = RetryPolicy(options.retry_seconds)
-        self.copied_before_us = copied_before_us
+        self.records = records or Records({}, lambda number, start: Digest())
         self.delete_extra = options.delete_extra
+        self.dry_run = options.dry_run
         self.source = source_session
         self.target = target_session
         self.transformer = tr = transformer_for(target, target_session, job)
@@ -171,9 +169,14 @@ class RangeVerifier:
         self.delete = prepare_raw(
             target_session, f"DELETE FROM {target_name} USING TIMESTAMP ? WHERE {where_key}", self.policy
         )
+        # Is there a source row for a target row? Where the target key depends on the row's values (a
+        # partition from a metadata field), the whole row, to tell whether it still belongs there.
+        self._moves = tr.key_from_values
         self.source_by_key = prepare_raw(
             source_session,
-            f"SELECT {layout.key[0]} FROM {qualified(source.keyspace, source.table)}"
+            source_row_select(source)
+            if self._moves
+            else f"SELECT {layout.key[0]} FROM {qualified(source.keyspace, source.table)}"
             f" WHERE {' AND '.join(f'{c} = ?' for c in layout.key)}",
             self.policy,
         )
@@ -190,14 +193,20 @@ class RangeVerifier:
     ) -> VerifyCounts | None:
         """One range's verdicts; None if `stop` was set before it finished."""
         out = VerifyCounts()
+        copied = self.records.of_range(r.start)
         if self.transformer.same_order:
-            self._merge(r, stop, progress, out)
+            self._merge(r, stop, progress, out, copied)
         else:
-            self._look_up(r, stop, progress, out)
+            self._look_up(r, stop, progress, out, copied)
         return None if stop.is_set() else out
 
     def _merge(
-        self, r: TokenRange, stop: threading.Event, progress: Callable[[int], None] | None, out: VerifyCounts
+        self,
+        r: TokenRange,
+        stop: threading.Event,
+        progress: Callable[[int], None] | None,
+        out: VerifyCounts,
+        copied: Digest,
     ) -> None:
         """Both scans in token order, compared a token at a time."""
         source = by_token(self._pages(self.source, self.source_range, r, stop))
@@ -207,14 +216,19 @@ class RangeVerifier:
             for row in source_rows:
                 expected = self.transformer.values(*row[: self._width])
                 got = None if isinstance(expected, Reject) else found.pop(self._target_key(expected), None)
-                self._judge(row, expected, got, out)
+                self._judge(row, expected, got, out, copied)
             for extra in found.values():
-                self._extra(extra, out)
+                self._extra(extra, out, copied)
             if progress and source_rows:
                 progress(len(source_rows))
 
     def _look_up(
-        self, r: TokenRange, stop: threading.Event, progress: Callable[[int], None] | None, out: VerifyCounts
+        self,
+        r: TokenRange,
+        stop: threading.Event,
+        progress: Callable[[int], None] | None,
+        out: VerifyCounts,
+        copied: Digest,
     ) -> None:
         """Each page of source rows: their target rows by key. Then the target's range: extras by their source key."""
         for page in self._pages(self.source, self.source_range, r, stop):
@@ -224,7 +238,7 @@ class RangeVerifier:
                 self._target_key(t): t for rows in self._by_key(self.target, self.target_by_key, keys) for t in rows
             }
             for row, e in zip(page, expected):
-                self._judge(row, e, None if isinstance(e, Reject) else found.get(self._target_key(e)), out)
+                self._judge(row, e, None if isinstance(e, Reject) else found.get(self._target_key(e)), out, copied)
             if progress:
                 progress(len(page))
         for page in self._pages(self.target, self.target_range, r, stop):
@@ -232,32 +246,47 @@ class RangeVerifier:
             for row in page:
                 source_key = self.transformer.source_key(self._target_key(row))
                 if source_key is None:
-                    self._extra(row, out)  # cannot come from the source
+                    self._extra(row, out, None)  # cannot come from the source
                 else:
                     candidates.append((source_key, row))
             found_in_source = self._by_key(self.source, self.source_by_key, [k for k, _ in candidates])
             for (_, row), rows in zip(candidates, found_in_source):
-                if not rows:
-                    self._extra(row, out)
+                if not rows or (self._moves and not self._still_here(row, rows[0])):
+                    self._extra(row, out, None)
 
     def _by_key(self, session: Session, statement: Any, keys: list[tuple[Any, ...]]) -> list[list[Row]]:
-        """The rows of each key, looked up concurrently (tried again as a batch if one fails)."""
+        """The rows of each key, looked up concurrently (tried again as a batch if one fails).
+
+        A key the database refuses (an empty or too long partition key) has no row there."""
 
         def look_up() -> list[list[Row]]:
-            results = execute_concurrent_with_args(session, statement, keys, concurrency=LOOKUPS_IN_FLIGHT)
-            return [list(rows) for _, rows in results]
+            results = execute_concurrent_with_args(
+                session, statement, keys, concurrency=LOOKUPS_IN_FLIGHT, raise_on_first_error=False
+            )
+            found = []
+            for ok, rows in results:
+                if not ok and not refuses_row(rows):
+                    raise rows
+                found.append(list(rows) if ok else [])
+            return found
 
         what = "looking up rows in the source" if session is self.source else "looking up rows in the target"
         return self.policy.call(what, look_up)
 
-    def _judge(self, row: Row, expected: Row | Reject, got: Row | None, out: VerifyCounts) -> None:
+    def _still_here(self, target_row: Row, source_row: Row) -> bool:
+        """Whether the source row still gives this target row's key (its partition field may have changed)."""
+        expected = self.transformer.values(*source_row[: self._width])
+        return not isinstance(expected, Reject) and self._target_key(expected) == self._target_key(target_row)
+
+    def _judge(self, row: Row, expected: Row | Reject, got: Row | None, out: VerifyCounts, copied: Digest) -> None:
         out.source_rows += 1
         source_ts, _ = newest_write(row, self._width, self._nvalues)
+        key = row_key(row, self._key_width)
         columns = self.transformer.columns
         want = None if isinstance(expected, Reject) else self.transformer.as_read(dict(zip(columns, expected)))
         read = None if got is None else self.transformer.as_read(dict(zip(columns, got[: len(columns)])))
-        verdict = classify(want, read, source_ts, self._written_at(got), self.copied_before_us)
-        out.add(verdict, row_key(row, self._key_width))
+        was_copied = source_ts is not None and row_hash(key, source_ts) in copied
+        out.add(classify(want, read, source_ts, self._written_at(got), was_copied), key)
 
     def _written_at(self, target_row: Row | None) -> int | None:
         if target_row is None:
@@ -265,13 +294,24 @@ class RangeVerifier:
         times = target_row[len(self.transformer.columns) : -1]  # the writetimes, before the token
         return max((t for t in times if t is not None), default=None)
 
-    def _extra(self, target_row: Row, out: VerifyCounts) -> None:
-        """An extra row is deleted (if asked) only when the migration wrote it, never the application."""
+    def _extra(self, target_row: Row, out: VerifyCounts, copied: Digest | None) -> None:
+        """An extra row is deleted (if asked) only when the migration wrote that very version, never the application.
+
+        `copied`: the record of the range its source row would be in (None: look it up by that row's token).
+        """
         written = self._written_at(target_row)
         key = self._target_key(target_row)
-        if self.delete_extra and migration_wrote(written, self.copied_before_us):
+        source_key = self.transformer.source_key(key)
+        ours = False
+        if written is not None and source_key is not None:
+            if copied is None:
+                routing_key = self.source_by_key.bind(source_key).routing_key
+                copied = self.records.at(Murmur3Token.from_key(routing_key).value)
+            ours = row_hash(row_key(source_key, self._key_width), written) in copied
+        if not (self.delete_extra and ours):
+            out.add("extra", key[-1])
+            return
+        if not self.dry_run:
             # At the row's own write time: a newer write by the application would still win.
             self.policy.call("deleting an extra row", lambda: self.target.execute(self.delete, (written, *key)))
-            out.add("extra_deleted", key[-1])
-        else:
-            out.add("extra", key[-1])
+        out.add("extra_deleted", key[-1])

@@ -15,13 +15,23 @@ from .errors import RESUME_HINT, BudgetSpent, MigrationError, SchemaError, Usage
 from .frameworks import detect, detection_line, preset, sample_rows
 from .handoff import open_with
 from .job import Job, RunOptions
+from .lease import Lease
 from .legacy import LegacyTable, describe_source
-from .plan import MAX_TOKEN, MIN_TOKEN, TokenRange, estimated_rows, make_plan, range_count, ring_tokens
+from .plan import (
+    MAX_TOKEN,
+    MIN_TOKEN,
+    TokenRange,
+    estimated_rows,
+    make_plan,
+    range_count,
+    require_murmur3,
+    ring_tokens,
+)
 from .rejects import RUN_FILE, ErrorBudget, merge_rejects, replay_rows, worker_file
 from .report import MigrateSummary, Progress, VerifySummary, run_folder, write_json
 from .retry import RetryPolicy
 from .scheduler import Backend, dask_backend, run_all, threads
-from .state import RangeResult, StateStore, WorkerId, total
+from .state import Pass, RangeResult, StateStore, WorkerId, total
 from .target import TargetSpec, check_target, prepare_target, target_spec
 from .tasks import PassInfo, RangeRunner, RunSpec, rejects_stream
 from .verify import VerifyCounts
@@ -126,46 +136,69 @@ def _gather_rejects(folder: str, results: Iterable[RangeResult], echo: Echo) -> 
     return path if os.path.isfile(path) else None
 
 
+def _require_murmur3(sessions: Sessions) -> None:
+    require_murmur3(sessions.plain, "source")
+    if sessions.target_plain is not sessions.plain:
+        require_murmur3(sessions.target_plain, "target")
+
+
 def migrate(job: Job, options: RunOptions, echo: Echo) -> MigrateSummary:
     """Copy the source into the target: resume the running pass, or start a new one."""
     started = time.monotonic()
     with open_sessions(job.clusters) as sessions:
+        _require_murmur3(sessions)
         job, source, target = _open_job(sessions, job, options, echo)
         planned = _plan(sessions, source, options)
         summary = MigrateSummary("running", *job.clusters.names(source.name, target.name), dry_run=options.dry_run)
         summary.open_with = open_with(job, target)
-        state: StateStore | None = None
-        pass_info: PassInfo | None = None
-        ranges, done, skip_before = planned, set[int](), None
-        if not options.dry_run:
-            state = StateStore(sessions.target_plain, target.keyspace, target.table, RetryPolicy(options.retry_seconds))
-            state.create_tables()
-            current = state.begin(job_context(job, source, target), planned, restart=options.restart, full=options.full)
-            ranges, done, skip_before = current.ranges, current.done, current.skip_before_us
-            pass_info = PassInfo(current.number, skip_before)
-            summary.pass_number, summary.resumed = current.number, current.resumed
-        summary.ranges, summary.ranges_skipped = len(ranges), len(done)
-        summary.plan_s = time.monotonic() - started
-        echo(
-            f"pass {summary.pass_number}: {'resuming, ' if summary.resumed else ''}{len(ranges)} ranges,"
-            f" {len(done)} already done"
-            + ("; rows unchanged since the last completed pass are skipped" if skip_before else "")
-        )
-        summary.run_folder = run_folder(options.runs_dir, "dry-run" if options.dry_run else "migrate", target.table)
-        spec = RunSpec(uuid.uuid4().hex, "copy", job, options, source, target, summary.run_folder, pass_info)
-        try:
-            with _copying(summary, options, echo) as progress:
-                with _backend(spec, sessions, progress.update, echo) as backend:
-                    run_all((r for r in ranges if r.start not in done), backend, summary.results.append)
-                if state is not None and pass_info is not None:
-                    summary.pass_counts = total(state.results(pass_info.number))
-                whole = summary.pass_counts or summary.counts
-                ErrorBudget(options.max_errors).check_total(whole.read, whole.rejected)
-        finally:
-            summary.elapsed_s = time.monotonic() - started
-        if state is not None:
-            state.finish_pass(options.clock_skew_s)
+        with ExitStack() as held:
+            state: StateStore | None = None
+            current: Pass | None = None
+            lease: Lease | None = None
+            ranges, done = planned, set[int]()
+            if not options.dry_run:
+                policy = RetryPolicy(options.retry_seconds)
+                state = StateStore(sessions.target_plain, target.keyspace, target.table, policy)
+                state.create_tables()
+                lease = held.enter_context(_lease(sessions, target, options))
+                current = state.begin(job_context(job, source, target), planned, restart=options.restart)
+                ranges, done = current.ranges, current.done
+                summary.pass_number, summary.resumed = current.number, current.resumed
+            pass_info = PassInfo(current.number, current.known_pass) if current is not None else None
+            summary.ranges, summary.ranges_skipped = len(ranges), len(done)
+            summary.plan_s = time.monotonic() - started
+            known = current is not None and current.known_pass is not None and not options.full
+            echo(
+                f"pass {summary.pass_number}: {'resuming, ' if summary.resumed else ''}{len(ranges)} ranges,"
+                f" {len(done)} already done"
+                + ("; rows copied by an earlier pass and unchanged since are skipped" if known else "")
+            )
+            summary.run_folder = run_folder(options.runs_dir, "dry-run" if options.dry_run else "migrate", target.table)
+            spec = RunSpec(uuid.uuid4().hex, "copy", job, options, source, target, summary.run_folder, pass_info)
+            try:
+                with _copying(summary, options, echo) as progress:
+                    with _backend(spec, sessions, progress.update, echo) as backend:
+                        check = lease.check if lease is not None else lambda: None
+                        run_all((r for r in ranges if r.start not in done), backend, summary.results.append, check)
+                    if state is not None and pass_info is not None:
+                        summary.pass_counts = total(state.results(pass_info.number))
+                    whole = summary.pass_counts or summary.counts
+                    ErrorBudget(options.max_errors).check_total(whole.read, whole.rejected)
+            finally:
+                summary.elapsed_s = time.monotonic() - started
+            if state is not None and current is not None and lease is not None:
+                lease.check()
+                state.finish_pass(current)
     return summary
+
+
+def _lease(sessions: Sessions, target: TargetSpec, options: RunOptions) -> Lease:
+    """The job's lease: one run of a job at a time (taken on entering, let go on leaving)."""
+    lease = Lease(
+        sessions.target_plain, target.keyspace, target.table, options.lease_s, RetryPolicy(options.retry_seconds)
+    )
+    lease.create_table()
+    return lease
 
 
 def replay(job: Job, options: RunOptions, rejects_file: str, echo: Echo) -> MigrateSummary:
@@ -188,7 +221,7 @@ def replay(job: Job, options: RunOptions, rejects_file: str, echo: Echo) -> Migr
                 assert runner.copier is not None
                 copy_started = time.monotonic()
                 rows = _chunks(replay_rows(rejects_file, source))
-                counts, retries = runner.copier.process(rows, None, threading.Event(), progress.update)
+                counts, retries = runner.copier.process(rows, threading.Event(), progress.update)
                 elapsed = time.monotonic() - copy_started
                 summary.results.append(
                     RangeResult(MIN_TOKEN, MAX_TOKEN, counts, elapsed, WorkerId.current(), write_retries=retries)
@@ -214,6 +247,7 @@ def verify(job: Job, options: RunOptions, echo: Echo) -> VerifySummary:
     """Compare every source row with its target row as cassio 0.1.x reads it."""
     started = time.monotonic()
     with open_sessions(job.clusters) as sessions:
+        _require_murmur3(sessions)
         job, source, target = _tables(sessions, job)
         try:
             exists = check_target(sessions.target_plain, target)
@@ -221,18 +255,24 @@ def verify(job: Job, options: RunOptions, echo: Echo) -> VerifySummary:
             raise SchemaError(f"{exc} (--verify takes the flags the copy ran with: --for, --key-type, ...)") from None
         if not exists:
             raise SchemaError(f"target {target.name} does not exist: run migrate.py first")
-        copied_before = StateStore(sessions.target_plain, target.keyspace, target.table).copied_before_us()
-        ranges = _plan(sessions, source, options)
-        folder = run_folder(options.runs_dir, "verify", target.table)
-        spec = RunSpec(uuid.uuid4().hex, "verify", job, options, source, target, folder, copied_before_us=copied_before)
-        counts = VerifyCounts()
-        progress = Progress(None, "rows", options.quiet)
-        try:
-            with _backend(spec, sessions, progress.update, echo) as backend:
-                run_all(ranges, backend, counts.merge)
-        finally:
-            progress.close()
+        state = StateStore(sessions.target_plain, target.keyspace, target.table, RetryPolicy(options.retry_seconds))
+        with ExitStack() as held:
+            if options.delete_extra and not options.dry_run:
+                held.enter_context(_lease(sessions, target, options))
+            # The ranges of the copy, so that each range's record of what it copied lines up.
+            found = state.records()
+            ranges, records = found if found is not None else (_plan(sessions, source, options), None)
+            folder = run_folder(options.runs_dir, "verify", target.table)
+            spec = RunSpec(uuid.uuid4().hex, "verify", job, options, source, target, folder, records=records)
+            counts = VerifyCounts()
+            progress = Progress(None, "rows", options.quiet)
+            try:
+                with _backend(spec, sessions, progress.update, echo) as backend:
+                    run_all(ranges, backend, counts.merge)
+            finally:
+                progress.close()
         summary = VerifySummary(*job.clusters.names(source.name, target.name), counts, time.monotonic() - started)
+        summary.dry_run = options.dry_run
         summary.open_with = open_with(job, target)
         write_json(os.path.join(folder, "report.json"), summary.as_dict())
         return summary

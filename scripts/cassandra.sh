@@ -19,6 +19,8 @@
 #                            this native_transport_max_requests_per_second (default: none)
 #   CASSANDRA_THROW_ON_OVERLOAD  1: past the quota the node answers "overloaded" (to protocol v5
 #                            clients; v4 ones it still holds back) rather than holding requests back
+#   CASSANDRA_PARTITIONER    Murmur3Partitioner (default) or RandomPartitioner: a node like the
+#                            old clusters the migration refuses
 #   CASSANDRA_SIZE_RECORDER_INTERVAL  seconds between size estimates (default: 10; Cassandra's: 300)
 #   JAVA_BIN, MVN_BIN        java / mvn executables      (default: found on PATH)
 #
@@ -64,6 +66,9 @@ if [[ ${CASSANDRA_THROW_ON_OVERLOAD:-0} == 1 ]]; then
     EXTRA_YAML="$EXTRA_YAML
 native_transport_throw_on_overload: true"
 fi
+PARTITIONER=${CASSANDRA_PARTITIONER:-Murmur3Partitioner}
+[[ $PARTITIONER == Murmur3Partitioner || $PARTITIONER == RandomPartitioner ]] ||
+    die 2 "CASSANDRA_PARTITIONER=$PARTITIONER: give Murmur3Partitioner or RandomPartitioner"
 HEAP=${CASSANDRA_HEAP:-2G}
 FAST_UNSAFE=${CASSANDRA_FAST_UNSAFE:-0}
 # The default superuser at once rather than after 10 s (one node: the first try succeeds).

@@ -29,6 +29,23 @@ class FakeFuture:
         threading.Timer(0.002, self.session.answer, args).start()
 
 
+class Bound:
+    """A bound statement stand-in: the params it was bound with (and the window's `origin`)."""
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+
+
+class Insert:
+    """A prepared INSERT stand-in."""
+
+    def bind(self, params: Any) -> Bound:
+        return Bound(params)
+
+
+INSERT = Insert()
+
+
 class FakeSession:
     """Fails the first `failures` tries of each write with a WriteTimeout; records the peak in flight."""
 
@@ -42,7 +59,7 @@ class FakeSession:
         with self.lock:
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
-        return FakeFuture(self, params)
+        return FakeFuture(self, params if params is not None else statement.params)
 
     def answer(
         self, params: Any, callback: Any, errback: Any, callback_args: tuple[Any, ...], errback_args: tuple[Any, ...]
@@ -60,7 +77,7 @@ def test_the_window_bounds_the_writes_in_flight_and_drain_waits_for_all() -> Non
     session = FakeSession()
     window = WriteWindow(session, Pace(8, slow_s=10, adaptive=False), RetryPolicy(5))  # type: ignore[arg-type]
     for i in range(200):
-        window.submit("INSERT", (i,))
+        window.submit(INSERT, (i,))
     window.drain()
     assert session.peak <= 8 and session.in_flight == 0
     assert sorted(session.tries) == [(i,) for i in range(200)] and window.retries == 0
@@ -70,7 +87,7 @@ def test_a_timed_out_write_is_retried_until_it_succeeds() -> None:
     session = FakeSession(failures=2)
     window = WriteWindow(session, Pace(4, slow_s=10), RetryPolicy(30, first_delay_s=0.001))  # type: ignore[arg-type]
     for i in range(10):
-        window.submit("INSERT", (i,))
+        window.submit(INSERT, (i,))
     window.drain()
     assert all(n == 3 for n in session.tries.values()) and window.retries == 20
 
@@ -78,14 +95,14 @@ def test_a_timed_out_write_is_retried_until_it_succeeds() -> None:
 def test_a_write_that_keeps_failing_stops_the_run_with_the_resume_hint() -> None:
     session = FakeSession(failures=10**6)
     window = WriteWindow(session, Pace(4, slow_s=10), RetryPolicy(0.2, first_delay_s=0.01))  # type: ignore[arg-type]
-    window.submit("INSERT", (1,))
+    window.submit(INSERT, (1,))
     with pytest.raises(FatalError) as info:
         window.drain()
     message = str(info.value)
     assert message.startswith("a write still failed after 0.2 s of retries (MIGRATION_RETRY_SECONDS): WriteTimeout")
     assert message.endswith("the state is saved; run the same command again to resume")
     with pytest.raises(FatalError):
-        window.submit("INSERT", (2,))  # no further write once one has failed for good
+        window.submit(INSERT, (2,))  # no further write once one has failed for good
 
 
 class QuotaSession:
@@ -136,7 +153,7 @@ def test_under_a_quota_the_window_backs_off_and_every_write_gets_through(wrap: b
     pace = Pace(128, slow_s=10)
     window = WriteWindow(session, pace, RetryPolicy(30, first_delay_s=0.001))  # type: ignore[arg-type]
     for i in range(600):
-        window.submit("INSERT", (i,))
+        window.submit(INSERT, (i,))
     window.drain()
     assert session.written == 600 and session.refused > 0  # nothing lost, no write out of retries
     report = pace.report()
@@ -150,7 +167,7 @@ def test_a_fixed_window_does_not_adapt() -> None:
     pace = Pace(32, slow_s=10, adaptive=False)
     window = WriteWindow(session, pace, RetryPolicy(30, first_delay_s=0.001))  # type: ignore[arg-type]
     for i in range(200):
-        window.submit("INSERT", (i,))
+        window.submit(INSERT, (i,))
     window.drain()
     assert session.written == 200 and pace.report() == PaceReport(0, 32, 32)
 
@@ -299,6 +316,67 @@ def test_a_batch_the_node_finds_too_large_is_sent_again_row_by_row() -> None:
     window.drain()
     assert sorted(session.requests) == sorted([4, 4, 2, *[1] * 10])  # 3 batches refused, their 10 rows alone
     assert window.retries == 0
+
+
+class RefusingSession(BatchCountingSession):
+    """A node that refuses, for its content, every write holding the row numbered `bad` (a batch too)."""
+
+    def __init__(self, bad: int) -> None:
+        super().__init__()
+        self.bad = bad
+
+    def answer(
+        self, params: Any, callback: Any, errback: Any, callback_args: tuple[Any, ...], errback_args: tuple[Any, ...]
+    ) -> None:
+        with self.lock:
+            self.in_flight -= 1
+        statement = errback_args[0]
+        rows = statement.rows if isinstance(statement, BatchStatement) else [statement]
+        if any(r.query_string == f"INSERT {self.bad}" for r in rows):
+            errback(InvalidRequest("Key may not be empty"), *errback_args)
+        else:
+            callback(None, *callback_args)
+
+
+@pytest.mark.parametrize("batch_rows", [1, 4])
+def test_a_row_the_node_refuses_goes_to_on_refused_and_the_others_are_written(batch_rows: int) -> None:
+    session = RefusingSession(bad=5)
+    refused: list[tuple[Any, str]] = []
+    window = WriteWindow(
+        session,  # type: ignore[arg-type]
+        Pace(64, slow_s=10),
+        RetryPolicy(5),
+        batch_rows=batch_rows,
+        on_refused=lambda origin, message: refused.append((origin, message)),
+    )
+    for i in range(10):
+        window.submit(RowStatement(), (i, 10), f"row {i}")
+    window.drain()  # no error: the range goes on
+    assert refused == [("row 5", "Key may not be empty")]
+    assert window.retries == 0
+    assert session.in_flight == 0
+
+
+def test_a_refusal_that_is_not_the_rows_fails_the_range() -> None:
+    session = RefusingSession(bad=1)
+
+    def answer_unconfigured(params: Any, callback: Any, errback: Any, cargs: Any, eargs: Any) -> None:
+        with session.lock:
+            session.in_flight -= 1
+        errback(InvalidRequest("unconfigured table t"), *eargs)
+
+    session.answer = answer_unconfigured  # type: ignore[method-assign]
+    refused: list[Any] = []
+    window = WriteWindow(
+        session,  # type: ignore[arg-type]
+        Pace(4, slow_s=10),
+        RetryPolicy(5),
+        on_refused=lambda origin, message: refused.append(origin),
+    )
+    window.submit(RowStatement(), (1, 10), "row 1")
+    with pytest.raises(FatalError, match="unconfigured table"):
+        window.drain()
+    assert refused == []
 
 
 def test_saturated_sees_through_no_host_available() -> None:

@@ -24,6 +24,8 @@ LAYERS = [
     "scan",
     "rejects",
     "inflight",
+    "digest",
+    "lease",
     "state",
     "copy",
     "verify",

@@ -96,7 +96,9 @@ def test_foreign_state_is_refused_and_restart_discards_it(
     )
     assert restarted.code == 0, restarted.err
     data = json.loads((tmp_path / "r.json").read_text())
-    assert (data["pass_number"], data["rows_written"]) == (1, 50)
+    # A new pass number (a restart never reuses the old rows' keys), nothing skipped, the old pass gone.
+    assert (data["pass_number"], data["resumed"], data["rows_written"], data["rows_skipped"]) == (2, False, 50, 0)
+    assert {r.pass_number for r in range_rows(session, keyspace)} == {2}
 
 
 def test_rate_limit_holds(bundle, session: Session, keyspace: str, tmp_path: Path) -> None:

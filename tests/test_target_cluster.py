@@ -52,7 +52,13 @@ def test_migrate_into_another_cluster(target_node: OwnNode, session, keyspace: s
 
         # The rows, the target table and the state are on the second cluster, and only there.
         assert target.execute(f"SELECT COUNT(*) FROM {qualified(target_keyspace, 'migrated')}").one()[0] == written
-        assert tables(target, target_keyspace) == {"migrated", "cassio_migration_jobs", "cassio_migration_ranges"}
+        assert tables(target, target_keyspace) == {
+            "migrated",
+            "cassio_migration_jobs",
+            "cassio_migration_ranges",
+            "cassio_migration_digests",
+            "cassio_migration_leases",
+        }
         assert tables(session, keyspace) == {"legacy"}
         assert tables(session, target_keyspace) == set()
         context = json.loads(

@@ -4,38 +4,38 @@ from __future__ import annotations
 
 import pytest
 
-from cassio_migration.verify import VerifyCounts, by_token, classify, merged, migration_wrote
+from cassio_migration.verify import CATEGORIES, VerifyCounts, by_token, classify, merged
 
 ROW = {"row_id": "a", "body_blob": "text", "metadata": {"k": "v"}}
 OTHER = {**ROW, "body_blob": "changed"}
 
 
 @pytest.mark.parametrize(
-    ("want", "got", "source_ts", "target_ts", "copied_before", "verdict"),
+    ("want", "got", "source_ts", "target_ts", "copied", "verdict"),
     [
-        (ROW, ROW, 100, 100, None, "matching"),
-        (ROW, ROW, 100, 500, 50, "matching"),  # rewritten with the same values later: still matching
-        (ROW, None, 100, None, None, "missing"),  # no completed pass: it should be there
-        (ROW, None, 100, None, 50, "missing"),  # written after the last completed pass began: not copied yet
-        (ROW, None, 100, None, 200, "deleted_in_target"),  # copied by a completed pass, gone since
-        (ROW, OTHER, 100, 100, None, "different"),
-        (ROW, OTHER, 100, 90, None, "different"),  # an older target row: the copy lost it
-        (ROW, OTHER, 100, 101, None, "target_newer"),  # the application wrote it after the source row
-        (None, None, 100, None, None, "rejected"),
-        (None, ROW, 100, 100, None, "rejected"),  # a replayed fix: not compared
-        (ROW, ROW, None, 100, None, "rejected"),  # every value NULL: no write time
+        (ROW, ROW, 100, 100, False, "matching"),
+        (ROW, ROW, 100, 500, True, "matching"),  # rewritten with the same values later: still matching
+        (ROW, None, 100, None, False, "missing"),  # never copied (a late row, or no pass yet): it should be there
+        (ROW, None, 100, None, True, "deleted_in_target"),  # this version was copied, and is gone since
+        (ROW, OTHER, 100, 100, False, "different"),
+        (ROW, OTHER, 100, 90, True, "different"),  # an older target row: the copy lost it
+        (ROW, OTHER, 100, 100, True, "different"),  # the same write time, other values: not the application's
+        (ROW, OTHER, 100, 101, False, "target_newer"),  # the application wrote it after the source row
+        (None, None, 100, None, False, "rejected"),
+        (None, ROW, 100, 100, True, "rejected"),  # a replayed fix: not compared
+        (ROW, ROW, None, 100, False, "rejected"),  # every value NULL: no write time
+        (ROW, None, None, None, True, "rejected"),
     ],
 )
-def test_classify(want, got, source_ts, target_ts, copied_before, verdict) -> None:  # type: ignore[no-untyped-def]
-    assert classify(want, got, source_ts, target_ts, copied_before) == verdict
+def test_classify(want, got, source_ts, target_ts, copied, verdict) -> None:  # type: ignore[no-untyped-def]
+    assert classify(want, got, source_ts, target_ts, copied) == verdict
 
 
-@pytest.mark.parametrize(
-    ("written", "copied_before", "wrote"),
-    [(100, 200, True), (200, 200, False), (300, 200, False), (None, 200, False), (100, None, False)],
-)
-def test_only_rows_written_before_the_last_completed_pass_are_the_migrations(written, copied_before, wrote) -> None:  # type: ignore[no-untyped-def]
-    assert migration_wrote(written, copied_before) is wrote
+def test_a_clean_verdict_needs_no_missing_and_no_different_row() -> None:
+    for category in CATEGORIES:
+        counts = VerifyCounts()
+        counts.add(category, "k")
+        assert counts.clean is (category not in ("missing", "different")), category
 
 
 def rows(*tokens: int) -> list[tuple[str, int]]:
