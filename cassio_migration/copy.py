@@ -53,6 +53,7 @@ class Tally:
     rejected: int = 0
     skipped: int = 0
     nbytes: int = 0
+    bytes_read: int = 0
     copied: array[int] = field(default_factory=lambda: array("Q"))
     refused: set[int] = field(default_factory=set)  # hashes of rows the database refused after they were sent
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -64,6 +65,11 @@ class Tally:
         """What is known copied now: the rows written or skipped here, and what the earlier record held."""
         kept = array("Q", (h for h in self.copied if h not in self.refused)) if self.refused else self.copied
         return Digest.of(kept).union(known)
+
+
+def _payload(rows: list[Row]) -> int:
+    """The bytes of the values of rows as read (text and blobs; vectors come as raw bytes)."""
+    return sum(len(v) for row in rows for v in row if isinstance(v, bytes | str))
 
 
 class RangeCopier:
@@ -145,7 +151,15 @@ class RangeCopier:
             return None
         elapsed = time.monotonic() - started
         result = RangeResult(
-            r.start, r.end, tally.counts(), elapsed, WorkerId.current(), read_retries, write_retries, self.pace.report()
+            r.start,
+            r.end,
+            tally.counts(),
+            elapsed,
+            WorkerId.current(),
+            read_retries=read_retries,
+            write_retries=write_retries,
+            bytes_read=tally.bytes_read,
+            pace=self.pace.report(),
         )
         return result, tally.digest(known)
 
@@ -232,6 +246,7 @@ class RangeCopier:
         copied = tally.copied.append
         try:
             for page, rows in pages:
+                tally.bytes_read += _payload(page) + (_payload(rows) if rows is not page else 0)
                 page_rejected = 0
                 for row in rows:
                     ts, ttl = newest_write(row, width, nvalues)

@@ -155,6 +155,7 @@ class MigrateSummary:
             "rows_skipped": c.skipped,
             "bytes": c.bytes,
             "pass_rows_rejected": self.pass_rows_rejected,
+            "bytes_read": sum(r.bytes_read for r in self.results),
             "read_retries": sum(r.read_retries for r in self.results),
             "write_retries": sum(r.write_retries for r in self.results),
             "elapsed_s": round(self.elapsed_s, 3),

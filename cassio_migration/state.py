@@ -107,10 +107,11 @@ class RangeResult:
     counts: Counts = Counts()
     duration_s: float = 0.0
     worker: WorkerId = field(default_factory=WorkerId)
-    # How often a page or a write was tried again, and the process's write window when the range
-    # ended: reported by the run, not kept in the state.
+    # How often a page or a write was tried again, the bytes read and the process's write window when
+    # the range ended: reported by the run, not kept in the state.
     read_retries: int = 0
     write_retries: int = 0
+    bytes_read: int = 0  # the values read from the source (keys, text, vectors): a re-run reads few vectors
     pace: PaceReport = PaceReport()
 
 

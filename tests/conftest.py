@@ -67,7 +67,8 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
         cluster.must("start")
         yield cluster
     finally:
-        cluster.run("stop", "--wipe", timeout=200)
+        stopped = cluster.run("stop", "--wipe", timeout=200)
+    assert stopped.returncode == 0 and "Wiped" in stopped.stdout, stopped.stdout + stopped.stderr
 
 
 @pytest.fixture(scope="session")

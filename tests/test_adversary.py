@@ -21,7 +21,6 @@ from cassandra.cluster import Session
 
 from cassio_migration.cql import qualified
 from cassio_migration.errors import FatalError
-from cassio_migration.lease import LEASES
 from cassio_migration.plan import make_plan
 from cassio_migration.state import StateStore
 from tests.helpers import (
@@ -36,6 +35,7 @@ from tests.helpers import (
 )
 from tests.test_migrate import app_table, count
 
+LEASES = "cassio_migration_leases"  # written out, so that this module also runs against older versions
 PARTITIONER_PORT = 9053  # a RandomPartitioner node of the partitioner test's own (storage port 7011)
 VECTOR = [0.25] * 16
 

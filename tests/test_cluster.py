@@ -85,6 +85,10 @@ def test_a_node_killed_mid_copy_changes_nothing_and_verify_runs_with_it_down(
     try:
         wait_for_ranges(cluster_session, rf3, proc, 2)
         cluster.must("kill", "3")  # SIGKILL: a crash, in the middle of the copy
+        at_kill = range_rows(cluster_session, rf3)
+        # In the middle indeed: the copy still runs, with ranges left to copy.
+        assert proc.poll() is None, "the copy ended before the node was killed"
+        assert sum(r.status == "done" for r in at_kill) < len(at_kill)
         out, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:

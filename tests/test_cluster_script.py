@@ -183,7 +183,18 @@ def test_one_ring_of_48_tokens_seen_from_every_node(cluster_env: dict[str, str])
 
 
 @pytest.mark.cluster
-def test_one_node_killed_local_quorum_still_works(cluster_env: dict[str, str], kv_keyspace: str) -> None:
+def test_nodes_killed_stopped_and_started_again(
+    local_cluster: LocalCluster, cluster_env: dict[str, str], kv_keyspace: str
+) -> None:
+    """One story, in order, from every node up back to every node up: each step needs the one before."""
+    local_cluster.all_up()
+    one_node_killed_local_quorum_still_works(cluster_env, kv_keyspace)
+    two_nodes_down_local_quorum_is_unavailable(cluster_env, kv_keyspace)
+    start_node_restarts_a_stopped_node(cluster_env, kv_keyspace)
+    start_restarts_the_killed_node_and_it_rejoins(cluster_env, kv_keyspace)
+
+
+def one_node_killed_local_quorum_still_works(cluster_env: dict[str, str], kv_keyspace: str) -> None:
     result = run("kill", "3", env=cluster_env)
     assert result.returncode == 0 and "Killed node3" in result.stdout, result
     status = run("status", env=cluster_env)
@@ -200,8 +211,7 @@ def test_one_node_killed_local_quorum_still_works(cluster_env: dict[str, str], k
         cluster.shutdown()
 
 
-@pytest.mark.cluster
-def test_two_nodes_down_local_quorum_is_unavailable(cluster_env: dict[str, str], kv_keyspace: str) -> None:
+def two_nodes_down_local_quorum_is_unavailable(cluster_env: dict[str, str], kv_keyspace: str) -> None:
     result = run("stop-node", "2", env=cluster_env)
     assert result.returncode == 0 and "Stopped" in result.stdout, result
     status = run("status", env=cluster_env)
@@ -235,8 +245,7 @@ def test_two_nodes_down_local_quorum_is_unavailable(cluster_env: dict[str, str],
         cluster.shutdown()
 
 
-@pytest.mark.cluster
-def test_start_node_restarts_a_stopped_node(cluster_env: dict[str, str], kv_keyspace: str) -> None:
+def start_node_restarts_a_stopped_node(cluster_env: dict[str, str], kv_keyspace: str) -> None:
     result = run("start-node", "2", env=cluster_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "node2 ready on 127.0.0.2" in result.stdout, result.stdout
@@ -253,8 +262,7 @@ def test_start_node_restarts_a_stopped_node(cluster_env: dict[str, str], kv_keys
         cluster.shutdown()
 
 
-@pytest.mark.cluster
-def test_start_restarts_the_killed_node_and_it_rejoins(cluster_env: dict[str, str], kv_keyspace: str) -> None:
+def start_restarts_the_killed_node_and_it_rejoins(cluster_env: dict[str, str], kv_keyspace: str) -> None:
     result = run("start", env=cluster_env)
     assert result.returncode == 0, result.stdout + result.stderr
     started = [line for line in result.stdout.splitlines() if line.startswith("Starting node")]
@@ -279,16 +287,22 @@ def test_start_restarts_the_killed_node_and_it_rejoins(cluster_env: dict[str, st
 
 
 @pytest.mark.cluster
-def test_stop_stops_every_node(cluster_env: dict[str, str]) -> None:
+def test_stop_stops_every_node_and_start_brings_them_back(
+    local_cluster: LocalCluster, cluster_env: dict[str, str]
+) -> None:
+    local_cluster.all_up()
     pids = [
         int((Path(cluster_env["CASSANDRA_WORKDIR"]) / f"cluster-{PORT}" / f"node{i}" / "cassandra.pid").read_text())
         for i in (1, 2, 3)
     ]
-    result = run("stop", "--wipe", env=cluster_env, timeout=200)
+    result = run("stop", env=cluster_env, timeout=200)
     assert result.returncode == 0, result
-    assert "Stopped" in result.stdout and "Wiped" in result.stdout, result.stdout
+    assert "Stopped" in result.stdout and "Wiped" not in result.stdout, result.stdout
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
     status = run("status", env=cluster_env)
-    assert status.returncode == 3 and status.stdout.count("not created") == NODES, status.stdout
+    assert status.returncode == 3 and status.stdout.count(" stopped") == NODES, status.stdout
     again = run("stop", env=cluster_env)
     assert again.returncode == 0 and "nothing to stop" in again.stdout, again
+    # The session's cluster stays for the other cluster tests (its fixture wipes it at the end).
+    local_cluster.must("start")
+    assert run("status", env=cluster_env).returncode == 0

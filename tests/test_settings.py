@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 import migrate
 import settings
 from cassio_migration.errors import EXIT_USAGE, SettingsError
-from cassio_migration.job import MaxErrors, MetadataIndexing, Secret
+from cassio_migration.job import ConnectionSpec, MaxErrors, MetadataIndexing, RunOptions, Secret
 from settings import VARIABLES, Settings, load_settings, template_env
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.env"
@@ -60,10 +60,11 @@ def test_defaults_with_empty_environment_and_no_dotenv():
     assert not s.is_astra
 
 
-def test_variable_defaults_match_dataclass_defaults():
-    defaults = Settings()
-    for var in VARIABLES:
-        assert getattr(defaults, var.attr) == var.default, var.name
+def test_the_engines_own_defaults_are_the_settings_defaults():
+    """RunOptions and ConnectionSpec have defaults of their own (for library use): they must be the settings'."""
+    settings = load_settings(environ={}, dotenv_path=None)
+    assert settings.run_options() == RunOptions()
+    assert settings.connection() == ConnectionSpec()
 
 
 def test_missing_dotenv_file_is_ignored(tmp_path):
