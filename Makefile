@@ -31,7 +31,7 @@ test-fast: venv  ## the offline tests only: no database, no Java
 demo: venv  ## create.py, migrate.py, migrate.py --verify on a local node
 	scripts/with-node.sh scripts/demo.sh
 
-bench: venv  ## the benchmark of the README
+bench: venv  ## the benchmark of docs/benchmark.md
 	scripts/with-node.sh $(PY) -m bench.run
 
 node-start:

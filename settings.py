@@ -13,6 +13,7 @@ of the engine.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -189,7 +190,7 @@ class Settings:
     keyspace: str | None = _setting("CASSANDRA_KEYSPACE", _name, None, "keyspace of the source and target tables")
     local_keyspace: str | None = _setting(
         "LOCAL_KEYSPACE", _name, None,
-        "the original scripts' name for the keyspace (accepted if CASSANDRA_KEYSPACE is empty)")
+        "an older name for the keyspace (accepted if CASSANDRA_KEYSPACE is empty)")
     astra_token: Secret | None = _setting(
         "ASTRA_DB_APPLICATION_TOKEN", _secret, None, "AstraCS:... ; never printed, logged or stored",
         section="Astra DB (used when ASTRA_DB_APPLICATION_TOKEN is set):")
@@ -199,7 +200,7 @@ class Settings:
     astra_db_id: str | None = _setting(
         "ASTRA_DB_ID", _text, None, "database id: the bundle is downloaded as cassio.init does")
     astra_keyspace: str | None = _setting(
-        "ASTRA_DB_KEYSPACE", _name, None, "the original scripts' name for the Astra keyspace")
+        "ASTRA_DB_KEYSPACE", _name, None, "the Astra DB keyspace (instead of CASSANDRA_KEYSPACE)")
     target_contact_points: tuple[str, ...] | None = _setting(
         "TARGET_CASSANDRA_CONTACT_POINTS", _hosts, None, "comma separated hosts of the target cluster",
         section="A target on another cluster (or another Astra DB): set any of these and the target connects with\n"
@@ -455,9 +456,11 @@ TEMPLATE_DEFAULTS = {  # what template.env suggests where it differs from the bu
 
 
 def _template_value(var: Variable) -> str:
-    if var.name in TEMPLATE_DEFAULTS:
-        return TEMPLATE_DEFAULTS[var.name]
-    value = var.default
+    return TEMPLATE_DEFAULTS.get(var.name, _as_text(var.default))
+
+
+def _as_text(value: Any) -> str:
+    """A default as one writes it in .env."""
     if value is None:
         return ""
     if isinstance(value, tuple):
@@ -485,5 +488,15 @@ def template_env() -> str:
     return "\n".join(lines) + "\n"
 
 
+def settings_markdown() -> str:
+    """The table of every setting at the end of docs/settings.md: variable, flag, default, what it does."""
+    lines = ["| variable | flag | default | what it does |", "|---|---|---|---|"]
+    for var in VARIABLES:
+        default = _as_text(var.default)
+        flag = f"`{var.flag}`" if var.flag else ""
+        lines.append(f"| `{var.name}` | {flag} | {f'`{default}`' if default else ''} | {var.help} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    print(template_env(), end="")
+    print(settings_markdown() if sys.argv[1:] == ["--markdown"] else template_env(), end="")
