@@ -6,11 +6,12 @@ PYTHON ?= python3
 
 .PHONY: venv check test test-fast demo bench node-start node-stop clean
 
+# requirements-dev.txt: the migration's requirements.txt and the checks, tests and benchmark tools;
 # requirements-frameworks.txt: LangChain and LlamaIndex, for the tests that read migrated tables
-# back through them (tests/test_frameworks.py); the migration itself needs requirements.txt only.
-$(VENV)/.installed: requirements.txt requirements-frameworks.txt
+# back through them (tests/test_frameworks.py). The migration itself needs requirements.txt only.
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-frameworks.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-frameworks.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt -r requirements-frameworks.txt
 	touch $@
 
 venv: $(VENV)/.installed

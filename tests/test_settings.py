@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -128,12 +129,34 @@ def test_template_env_loads_as_a_dotenv():
     s = load_settings(environ={}, dotenv_path=str(TEMPLATE))
     assert s.contact_points == ("127.0.0.1",)
     assert s.port == 9042
-    assert s.keyspace == "demo"
-    assert s.old_table == "legacy_vectors"
-    assert s.target_table == "vectors"
     assert s.username is None and s.password is None and s.astra_token is None
     assert s.metadata_wrap_key is None
-    assert s.resolved_keyspace() == "demo"
+    assert s.progress_seconds == 30
+
+
+def test_template_env_leaves_keyspace_and_tables_to_the_user():
+    """No pre-filled CASSANDRA_KEYSPACE to win over an Astra user's ASTRA_DB_KEYSPACE."""
+    s = load_settings(
+        environ={"ASTRA_DB_KEYSPACE": "my_ks", "ASTRA_DB_APPLICATION_TOKEN": TOKEN}, dotenv_path=str(TEMPLATE)
+    )
+    assert s.resolved_keyspace() == "my_ks"
+    assert s.old_table is None and s.target_table is None
+
+
+def test_template_env_has_a_part_to_set_and_a_part_to_leave():
+    text = TEMPLATE.read_text(encoding="utf-8")
+    first, _, second = text.partition("# === Tuning")
+    assert "# === Set these" in first and second
+    to_set = set(dotenv_values(stream=io.StringIO(first)))
+    assert {
+        "CASSANDRA_CONTACT_POINTS",
+        "ASTRA_DB_APPLICATION_TOKEN",
+        "CASSANDRA_KEYSPACE",
+        "OLD_TABLE",
+        "TARGET_TABLE",
+    } <= to_set
+    assert "TARGET_FRAMEWORK" in to_set and len(to_set) <= 16
+    assert "MIGRATION_CONCURRENCY" not in to_set
 
 
 # --- parsing of valid values -------------------------------------------------------------------
@@ -265,10 +288,48 @@ def test_settings_error_exit_code_is_2():
 # --- keyspace resolution ------------------------------------------------------------------------
 
 
-def test_cassandra_keyspace_wins():
-    env = {"CASSANDRA_KEYSPACE": "main_ks", "LOCAL_KEYSPACE": "loc", "ASTRA_DB_KEYSPACE": "ast"}
+def test_cassandra_keyspace_and_the_same_older_name_agree():
+    env = {"CASSANDRA_KEYSPACE": "main_ks", "LOCAL_KEYSPACE": "main_ks", "ASTRA_DB_KEYSPACE": "Main_Ks"}
     assert load(env).resolved_keyspace() == "main_ks"
     assert load({**env, "ASTRA_DB_APPLICATION_TOKEN": TOKEN}).resolved_keyspace() == "main_ks"
+
+
+@pytest.mark.parametrize("older", ["ASTRA_DB_KEYSPACE", "LOCAL_KEYSPACE"])
+def test_cassandra_keyspace_conflicting_with_an_older_name_is_refused(older):
+    with pytest.raises(SettingsError) as info:
+        load({"CASSANDRA_KEYSPACE": "demo", older: "my_ks", "ASTRA_DB_APPLICATION_TOKEN": TOKEN})
+    assert str(info.value) == (
+        f"CASSANDRA_KEYSPACE: 'demo' but {older} is 'my_ks': set one of the two (or the same name)"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["ASTRA_DB_SECURE_BUNDLE_PATH", "ASTRA_DB_ID", "TARGET_ASTRA_DB_SECURE_BUNDLE_PATH", "TARGET_ASTRA_DB_ID"]
+)
+def test_astra_database_without_its_token_is_refused(name, tmp_path):
+    bundle = tmp_path / "secure-connect-db.zip"
+    bundle.write_bytes(b"PK")
+    value = str(bundle) if name.endswith("PATH") else "01234567-89ab-cdef-0123-456789abcdef"
+    with pytest.raises(SettingsError) as info:
+        load({name: value})
+    prefix = name.partition("ASTRA")[0]
+    assert str(info.value).startswith(f"{name}: set without {prefix}ASTRA_DB_APPLICATION_TOKEN, so it would be ignored")
+    assert load({name: value, f"{prefix}ASTRA_DB_APPLICATION_TOKEN": TOKEN}).require(name) == value
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "port"),
+    [
+        ("CASSANDRA_CONTACT_POINTS", "10.0.0.5:9042", "CASSANDRA_PORT"),
+        ("CASSANDRA_CONTACT_POINTS", "a.example.com, b.example.com:9142", "CASSANDRA_PORT"),
+        ("TARGET_CASSANDRA_CONTACT_POINTS", "[::1]:9042", "TARGET_CASSANDRA_PORT"),
+    ],
+)
+def test_contact_point_with_a_port_is_refused(name, raw, port):
+    with pytest.raises(SettingsError) as info:
+        load({name: raw})
+    assert f"has a port: give host names only, and the port in {port}" in str(info.value)
+    assert load({"CASSANDRA_CONTACT_POINTS": "::1, fe80::1"}).contact_points == ("::1", "fe80::1")
 
 
 def test_local_keyspace_is_used_without_astra_token():
@@ -356,6 +417,9 @@ FLAG_SAMPLES = {
     "--max-errors": "2.5%",
     "--scheduler": "tcp://10.0.0.1:8786",
     "--for": "LangChain",
+    "--keyspace": "My_Ks",
+    "--old-table": "Legacy",
+    "--target-table": "new_t",
 }
 
 
