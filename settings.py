@@ -144,8 +144,12 @@ def _budget(name: str, raw: str) -> MaxErrors:
         parsed = float(value[:-1]) if share else int(value)
     except ValueError:
         parsed = -1
-    if parsed < 0 or (share and parsed > 100):
-        raise SettingsError(name, f"{raw!r}: give a number of rows (e.g. 100) or a percentage (e.g. 0.5%)")
+    if share and parsed > 100:
+        raise SettingsError(name, f"{raw!r}: a percentage goes from 0% to 100% (e.g. 0.5%)")
+    if parsed < 0:
+        raise SettingsError(
+            name, f"{raw!r}: give a number of rows, 0 or more (e.g. 100), or a percentage from 0% to 100% (e.g. 0.5%)"
+        )
     return MaxErrors(share=parsed / 100) if share else MaxErrors(rows=int(parsed))
 
 
@@ -162,6 +166,11 @@ class Variable:
     metavar: str | None = None
     secret: bool = False
     section: str | None = None  # a heading in template.env before this variable
+
+    @property
+    def default_text(self) -> str:
+        """The built-in default as one writes it in .env ("" for none)."""
+        return _as_text(self.default)
 
 
 def _setting(
@@ -423,14 +432,14 @@ class Settings:
 
     def job(self) -> Job:
         """What these settings say to copy."""
-        return build(
-            Job,
-            self,
-            clusters=self.clusters(),
-            keyspace=self.resolved_keyspace(),
-            old_table=self.require("OLD_TABLE"),
-            target_table=self.require("TARGET_TABLE"),
-        )
+        keyspace, old, target = self.resolved_keyspace(), self.require("OLD_TABLE"), self.require("TARGET_TABLE")
+        if (self.target_keyspace or keyspace, target) == (keyspace, old) and self.target_connection() is None:
+            raise SettingsError(
+                "TARGET_TABLE",
+                f"{target!r} is OLD_TABLE, the legacy table itself: name a new table for the cassio 0.1.x layout"
+                " (the legacy table is only read)",
+            )
+        return build(Job, self, clusters=self.clusters(), keyspace=keyspace, old_table=old, target_table=target)
 
     def run_options(self, **flags: bool) -> RunOptions:
         """How these settings (and the run's flags: dry_run, restart, full, quiet, delete_extra) say to run."""
@@ -528,9 +537,9 @@ def settings_markdown() -> str:
     """The table of every setting at the end of docs/settings.md: variable, flag, default, what it does."""
     lines = ["| variable | flag | default | what it does |", "|---|---|---|---|"]
     for var in VARIABLES:
-        default = _as_text(var.default)
         flag = f"`{var.flag}`" if var.flag else ""
-        lines.append(f"| `{var.name}` | {flag} | {f'`{default}`' if default else ''} | {var.help} |")
+        default = f"`{var.default_text}`" if var.default_text else ""
+        lines.append(f"| `{var.name}` | {flag} | {default} | {var.help} |")
     return "\n".join(lines) + "\n"
 
 

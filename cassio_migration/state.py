@@ -293,3 +293,26 @@ class StateStore:
 
 def total(results: Iterable[RangeResult]) -> Counts:
     return sum((r.counts for r in results), Counts())
+
+
+# --- Read-only, for `migrate.py --status` and `--cleanup` (status.py): safe while a run writes ---
+
+TABLES = (JOBS, RANGES)  # every state table: --cleanup drops them when no job is left in them
+
+
+class StateReader(StateStore):
+    """The state of a job as stored, read without changing it."""
+
+    def pass_ranges(self, number: int) -> list[Any]:
+        """Every range row of a pass as stored: status, counts, start and end times, worker."""
+        return list(
+            self._execute(
+                f"SELECT range_start, status, rows_read, rows_written, rows_rejected, rows_skipped, started_at,"
+                f" finished_at FROM {self._ranges} WHERE job = %s AND pass_number = %s",
+                (self.job, number),
+            )
+        )
+
+    def jobs(self) -> list[str]:
+        """The jobs (target tables) with a state in this keyspace."""
+        return [r.job for r in self._execute(f"SELECT job FROM {self._jobs}")]

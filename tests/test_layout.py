@@ -23,6 +23,7 @@ LAYERS = [
     "plan",
     "scan",
     "rejects",
+    "preflight",
     "inflight",
     "state",
     "copy",
@@ -31,6 +32,7 @@ LAYERS = [
     "scheduler",
     "report",
     "workflow",
+    "status",
     "seed",
     "cli",
 ]

@@ -428,7 +428,8 @@ def test_flags_take_the_values_their_settings_take():
     assert settings.FLAGGED
     for var in settings.FLAGGED:
         option = next(p for p in migrate.main.params if p.name == var.attr)
-        assert option.opts == [var.flag] and f"[{var.name}]" in (option.help or "")
+        assert option.opts == [var.flag] and f"[{var.name}" in (option.help or "")
+        assert (f"default: {var.default_text}]" in (option.help or "")) == bool(var.default_text)
         sample = FLAG_SAMPLES.get(var.flag or "", "7")
         assert option.type.convert(sample, None, None) == var.parse(var.name, sample)
 
