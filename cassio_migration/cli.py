@@ -96,8 +96,6 @@ class Command(click.Command):
             hint = " (see --help)" if isinstance(exc, click.UsageError) else ""
             click.echo(f"error: {message}{hint}", err=True)
             sys.exit(EXIT_USAGE)
-        except click.Abort:  # Ctrl-C at a prompt
-            sys.exit(EXIT_INTERRUPTED)
         sys.exit(code if isinstance(code, int) else 0)
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -121,7 +119,11 @@ def confirm(what: str, yes: bool) -> None:
         return
     if not sys.stdin.isatty():
         raise UsageError(f"{what}: add --yes to confirm (there is no terminal to ask)")
-    if not click.confirm(f"{what}. Go on?", err=True):
+    try:
+        confirmed = click.confirm(f"{what}. Go on?", err=True)
+    except click.Abort:  # Ctrl-C or end of input at the question
+        confirmed = False
+    if not confirmed:
         raise UsageError("not confirmed: nothing was changed")
 
 

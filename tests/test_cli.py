@@ -7,13 +7,17 @@ or the run would end with "cannot reach" (exit 3) instead.
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from cassio_migration import __version__
 from cassio_migration.errors import EXIT_USAGE
-from tests.helpers import one_error_line, run_script, script_env
+from tests.helpers import ROOT, one_error_line, run_script, script_env
 
 NOWHERE = 1  # no database answers on port 1
 
@@ -103,6 +107,31 @@ def test_destructive_actions_without_yes_and_without_a_terminal_are_refused(
 ) -> None:
     code, error = migrate(tmp_path, *args)
     assert (code, error) == (EXIT_USAGE, f"{line} (there is no terminal to ask)")
+
+
+@pytest.mark.parametrize(("answer", "code"), [("n", EXIT_USAGE), ("y", 3)])
+def test_destructive_action_asks_on_a_terminal(tmp_path: Path, answer: str, code: int) -> None:
+    """On a terminal --restart asks; no: nothing happens (exit 2); yes: it goes on (to connect, and finds no database)."""
+    main, child = pty.openpty()
+    env = script_env("ks", tmp_path, port=NOWHERE)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "migrate.py"), "--restart"],
+        stdin=child,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    os.close(child)
+    os.write(main, f"{answer}\n".encode())
+    _, err = proc.communicate(timeout=60)
+    os.close(main)
+    assert proc.returncode == code, err
+    assert err.startswith("--restart discards the saved progress of ks.migrated. Go on? [y/N]: ")
+    if answer == "n":
+        # the answer and its newline were typed on the terminal, not written to stderr
+        assert err.endswith("Go on? [y/N]: error: not confirmed: nothing was changed\n")
 
 
 def test_target_table_equal_to_old_table_is_refused_without_suggesting_a_drop(tmp_path: Path) -> None:
