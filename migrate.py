@@ -17,7 +17,7 @@ import click
 from cassio_migration import __version__
 from cassio_migration.cli import Command, Console, confirm, run, setting_options
 from cassio_migration.errors import EXIT_OK, EXIT_REJECTS, UsageError
-from cassio_migration.preflight import check_rejects_file
+from cassio_migration.preflight import check_output_paths, check_rejects_file
 from cassio_migration.report import append_log, write_json
 from cassio_migration.status import cleanup, job_status
 from cassio_migration.workflow import migrate, replay, verify
@@ -180,6 +180,8 @@ def main(
         options = settings.run_options(
             dry_run=dry_run, restart=restart, full=full, quiet=quiet, delete_extra=delete_extra
         )
+        runs_somewhere = not (status or cleanup_state)  # the copy, --verify and --replay write a run folder
+        check_output_paths(settings.runs_dir if runs_somewhere else None, report_file)
         target = f"{job.target_ks}.{job.target_table}"
         if restart:
             confirm(f"--restart discards the saved progress of {target}", yes)

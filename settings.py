@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import sys
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -103,6 +105,26 @@ def _existing_file(name: str, raw: str) -> str:
     path = os.path.expanduser(raw.strip())
     if not os.path.isfile(path):
         raise SettingsError(name, f"no file at {path!r}")
+    return path
+
+
+def _ca_file(name: str, raw: str) -> str:
+    """A CA certificate file the TLS context can load (PEM)."""
+    path = _existing_file(name, raw)
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, ValueError) as exc:
+        raise SettingsError(name, f"{path!r} holds no CA certificate in PEM form ({exc})") from None
+    return path
+
+
+def _bundle_file(name: str, raw: str) -> str:
+    """An Astra DB secure-connect bundle: a zip file."""
+    path = _existing_file(name, raw)
+    if not zipfile.is_zipfile(path):
+        raise SettingsError(
+            name, f"{path!r} is not a secure-connect bundle (a .zip file, downloaded from the Astra DB portal)"
+        )
     return path
 
 
@@ -201,7 +223,7 @@ class Settings:
         "CASSANDRA_USERNAME", _text, None, "with PasswordAuthenticator; leave empty otherwise")
     password: Secret | None = _setting("CASSANDRA_PASSWORD", _secret, None, "never printed, logged or stored")
     tls_ca_file: str | None = _setting(
-        "CASSANDRA_TLS_CA_FILE", _existing_file, None,
+        "CASSANDRA_TLS_CA_FILE", _ca_file, None,
         "PEM file of the CA (or self-signed cert) that signed the node's certificate: turns TLS on")
     astra_token: Secret | None = _setting(
         "ASTRA_DB_APPLICATION_TOKEN", _secret, None, "AstraCS:... ; never printed, logged or stored",
@@ -209,7 +231,7 @@ class Settings:
     astra_db_id: str | None = _setting(
         "ASTRA_DB_ID", _text, None, "database id: the bundle is downloaded as cassio.init does")
     astra_bundle_path: str | None = _setting(
-        "ASTRA_DB_SECURE_BUNDLE_PATH", _existing_file, None,
+        "ASTRA_DB_SECURE_BUNDLE_PATH", _bundle_file, None,
         "path to secure-connect-<db>.zip, or leave empty and set ASTRA_DB_ID")
     keyspace: str | None = _setting(
         "CASSANDRA_KEYSPACE", _name, None,
@@ -250,12 +272,12 @@ class Settings:
     target_password: Secret | None = _setting(
         "TARGET_CASSANDRA_PASSWORD", _secret, None, "never printed, logged or stored")
     target_tls_ca_file: str | None = _setting(
-        "TARGET_CASSANDRA_TLS_CA_FILE", _existing_file, None, "PEM file of its CA: turns TLS on for the target")
+        "TARGET_CASSANDRA_TLS_CA_FILE", _ca_file, None, "PEM file of its CA: turns TLS on for the target")
     target_astra_token: Secret | None = _setting(
         "TARGET_ASTRA_DB_APPLICATION_TOKEN", _secret, None,
         "the target is an Astra DB: its token; never printed, logged or stored")
     target_astra_bundle_path: str | None = _setting(
-        "TARGET_ASTRA_DB_SECURE_BUNDLE_PATH", _existing_file, None,
+        "TARGET_ASTRA_DB_SECURE_BUNDLE_PATH", _bundle_file, None,
         "its secure-connect bundle, or leave empty and set TARGET_ASTRA_DB_ID")
     target_astra_db_id: str | None = _setting("TARGET_ASTRA_DB_ID", _text, None, "its database id")
     metadata_indexing: MetadataIndexing = _setting(

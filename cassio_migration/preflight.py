@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from .errors import UsageError
+from .errors import SettingsError, UsageError
 
 CHECKED_LINES = 5  # the first records of a replay file, enough to tell a rejects file from another one
 RECORD_FIELDS = ("key", "reason", "row")
@@ -47,3 +47,18 @@ def _record_problem(line: str) -> str | None:
     row = record["row"]
     missing = [k for k in ROW_FIELDS if not isinstance(row, dict) or k not in row]
     return f"its row has no {', '.join(missing)}" if missing else None
+
+
+def check_output_paths(runs_dir: str | None, report_file: str | None) -> None:
+    """The run folder's parent (MIGRATION_RUNS_DIR) can be made and written, the --report file's folder exists."""
+    if runs_dir is not None:
+        try:
+            os.makedirs(runs_dir, exist_ok=True)
+        except OSError as exc:
+            raise SettingsError("MIGRATION_RUNS_DIR", f"cannot make the folder {runs_dir!r} ({exc.strerror})") from None
+        if not os.access(runs_dir, os.W_OK | os.X_OK):
+            raise SettingsError("MIGRATION_RUNS_DIR", f"cannot write in {runs_dir!r}")
+    if report_file is not None:
+        folder = os.path.dirname(os.path.abspath(report_file))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise UsageError(f"--report {report_file}: no folder {folder!r} to write it in")

@@ -17,7 +17,7 @@ import pytest
 
 from cassio_migration import __version__
 from cassio_migration.errors import EXIT_USAGE
-from tests.helpers import ROOT, one_error_line, run_script, script_env
+from tests.helpers import ROOT, astra_bundle, one_error_line, run_script, script_env
 
 NOWHERE = 1  # no database answers on port 1
 
@@ -217,8 +217,7 @@ def test_settings_a_user_can_get_wrong_are_one_line(tmp_path: Path, env: dict[st
 
 
 def test_astra_bundle_without_token_is_one_line(tmp_path: Path) -> None:
-    bundle = tmp_path / "secure-connect-db.zip"
-    bundle.write_bytes(b"PK")
+    bundle = astra_bundle(tmp_path / "secure-connect-db.zip")
     code, line = migrate(tmp_path, ASTRA_DB_SECURE_BUNDLE_PATH=str(bundle))
     assert (code, line) == (
         EXIT_USAGE,
@@ -244,6 +243,36 @@ def test_usage_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], line:
     code, error = migrate(tmp_path, *args)
     assert code == EXIT_USAGE
     assert error == line
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        (
+            {"MIGRATION_RUNS_DIR": "/proc/no-runs-here"},
+            "error: MIGRATION_RUNS_DIR: cannot make the folder '/proc/no-runs-here'",
+        ),
+        (
+            {"CASSANDRA_TLS_CA_FILE": "NOT_PEM"},
+            "error: CASSANDRA_TLS_CA_FILE: 'NOT_PEM' holds no CA certificate in PEM form",
+        ),
+    ],
+)
+def test_files_and_folders_a_run_needs_are_checked_before_connecting(
+    tmp_path: Path, env: dict[str, str], line: str
+) -> None:
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("hello", encoding="ascii")
+    code, error = migrate(tmp_path, **{k: v.replace("NOT_PEM", str(not_pem)) for k, v in env.items()})
+    assert code == EXIT_USAGE and error.startswith(line.replace("NOT_PEM", str(not_pem))), error
+
+
+def test_report_file_in_a_missing_folder_is_refused_before_connecting(tmp_path: Path) -> None:
+    code, error = migrate(tmp_path, "--report", "/nonexistent/dir/r.json")
+    assert (code, error) == (
+        EXIT_USAGE,
+        "error: --report /nonexistent/dir/r.json: no folder '/nonexistent/dir' to write it in",
+    )
 
 
 def test_version(tmp_path: Path) -> None:

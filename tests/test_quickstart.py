@@ -14,7 +14,7 @@ from dotenv import dotenv_values
 import migrate
 from cassio_migration.errors import EXIT_OK
 from settings import Settings, load_settings
-from tests.helpers import PORT, ROOT, run_script
+from tests.helpers import PORT, ROOT, ca_file, run_script
 
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"^```\n(.*?)^```", README, re.M | re.S)
@@ -41,8 +41,7 @@ def test_readme_shows_three_complete_env_examples() -> None:
 
 def load_example(block: str, tmp_path: Path) -> Settings:
     """The settings a .env of this text gives (its files, made where it names them: tmp_path)."""
-    ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="ascii")
+    ca = ca_file(tmp_path / "ca.pem")
     env = tmp_path / ".env"
     env.write_text(re.sub(r"(?m)^(CASSANDRA_TLS_CA_FILE)=.*$", rf"\1={ca}", block), encoding="utf-8")
     return load_settings(environ={}, dotenv_path=str(env))

@@ -15,6 +15,7 @@ import settings
 from cassio_migration.errors import EXIT_USAGE, SettingsError
 from cassio_migration.job import MaxErrors, MetadataIndexing, Secret
 from settings import VARIABLES, Settings, load_settings, template_env
+from tests.helpers import astra_bundle, ca_file
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.env"
 
@@ -198,10 +199,28 @@ def test_valid_values_are_parsed(name, raw, attr, expected):
 
 
 def test_tls_ca_file_that_exists_is_accepted(tmp_path):
-    ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="ascii")
+    ca = ca_file(tmp_path / "ca.pem")
     s = load_settings(environ={"CASSANDRA_TLS_CA_FILE": str(ca)}, dotenv_path=None)
     assert s.tls_ca_file == str(ca)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("CASSANDRA_TLS_CA_FILE", "holds no CA certificate in PEM form"),
+        ("TARGET_CASSANDRA_TLS_CA_FILE", "holds no CA certificate in PEM form"),
+        (
+            "ASTRA_DB_SECURE_BUNDLE_PATH",
+            "is not a secure-connect bundle (a .zip file, downloaded from the Astra DB portal)",
+        ),
+    ],
+)
+def test_files_that_are_not_what_their_setting_says_are_refused(tmp_path, name, problem):
+    path = tmp_path / "file"
+    path.write_text("-----BEGIN CERTIFICATE-----\nnot one\n", encoding="ascii")
+    with pytest.raises(SettingsError) as info:
+        load({name: str(path), "ASTRA_DB_APPLICATION_TOKEN": TOKEN})
+    assert str(info.value).startswith(f"{name}: {str(path)!r} {problem}")
 
 
 @pytest.mark.parametrize(
@@ -307,8 +326,7 @@ def test_cassandra_keyspace_conflicting_with_an_older_name_is_refused(older):
     "name", ["ASTRA_DB_SECURE_BUNDLE_PATH", "ASTRA_DB_ID", "TARGET_ASTRA_DB_SECURE_BUNDLE_PATH", "TARGET_ASTRA_DB_ID"]
 )
 def test_astra_database_without_its_token_is_refused(name, tmp_path):
-    bundle = tmp_path / "secure-connect-db.zip"
-    bundle.write_bytes(b"PK")
+    bundle = astra_bundle(tmp_path / "secure-connect-db.zip")
     value = str(bundle) if name.endswith("PATH") else "01234567-89ab-cdef-0123-456789abcdef"
     with pytest.raises(SettingsError) as info:
         load({name: value})
