@@ -118,6 +118,7 @@ def _copying(
     except MigrationError as exc:
         summary.status = "stopped"
         summary.error = str(exc)
+        log.record(f"stopped: {exc}")  # the log tells how the run ended, as its report does
         if isinstance(exc, BudgetSpent):
             raise BudgetSpent(
                 f"error budget spent: {exc}; fix the rows (see {os.path.join(folder, RUN_FILE)})"

@@ -137,3 +137,12 @@ def test_cleanup_after_the_migration(
     # The tables themselves are untouched: the tool never drops the legacy or the new table.
     assert session.execute(f'SELECT count(*) FROM "{keyspace}".migrated').one()[0] == 200
     assert session.execute(f'SELECT count(*) FROM "{keyspace}".legacy').one()[0] == 200
+
+
+def test_run_log_says_how_a_stopped_run_ended(bundle: Callable[..., Result], tmp_path: Path) -> None:
+    assert bundle("create.py", "--rows", "200", "--dirty", "--quiet").code == 0
+    result = bundle("migrate.py", "--quiet", "--max-errors", "0")
+    assert result.code == 3, result.err
+    [log] = (tmp_path / "runs").glob("*-migrate-migrated/run.log")
+    last = log.read_text().splitlines()[-1]
+    assert last.startswith("stopped: ") and "--max-errors" in one_error_line(result.err)
