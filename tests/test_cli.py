@@ -308,3 +308,18 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
         "error: TARGET_TABLE: 'docs' is OLD_TABLE, the legacy table itself: name a new table for the cassio 0.1.x"
         " layout (the legacy table is only read)",
     )
+
+
+def test_tables_and_keyspace_can_be_given_as_flags(tmp_path: Path) -> None:
+    same = migrate(tmp_path, "--old-table", "Docs", "--target-table", "docs")
+    assert same == (
+        EXIT_USAGE,
+        "error: TARGET_TABLE: 'docs' is OLD_TABLE, the legacy table itself: name a new table for the cassio 0.1.x"
+        " layout (the legacy table is only read)",
+    )
+    keyspace = migrate(tmp_path, "--keyspace", "Other_Ks", "--target-table", "docs_v1", "--restart")
+    assert keyspace == (
+        EXIT_USAGE,
+        "error: --restart discards the saved progress of other_ks.docs_v1: add --yes to confirm (there is no terminal"
+        " to ask)",
+    )
