@@ -6,11 +6,12 @@ PYTHON ?= python3
 
 .PHONY: venv check test test-fast demo bench node-start node-stop clean
 
+# requirements-dev.txt: the migration's requirements.txt and the checks, tests and benchmark tools;
 # requirements-frameworks.txt: LangChain and LlamaIndex, for the tests that read migrated tables
-# back through them (tests/test_frameworks.py); the migration itself needs requirements.txt only.
-$(VENV)/.installed: requirements.txt requirements-frameworks.txt
+# back through them (tests/test_frameworks.py). The migration itself needs requirements.txt only.
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-frameworks.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-frameworks.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt -r requirements-frameworks.txt
 	touch $@
 
 venv: $(VENV)/.installed
@@ -31,7 +32,7 @@ test-fast: venv  ## the offline tests only: no database, no Java
 demo: venv  ## create.py, migrate.py, migrate.py --verify on a local node
 	scripts/with-node.sh scripts/demo.sh
 
-bench: venv  ## the benchmark of the README
+bench: venv  ## the benchmark of docs/benchmark.md
 	scripts/with-node.sh $(PY) -m bench.run
 
 node-start:

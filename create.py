@@ -11,7 +11,7 @@ import time
 
 import click
 
-from cassio_migration.cli import Console, run
+from cassio_migration.cli import Command, Console, run
 from cassio_migration.connect import open_sessions
 from cassio_migration.errors import EXIT_OK
 from cassio_migration.job import Clusters
@@ -21,7 +21,7 @@ from cassio_migration.seed import SeedSpec, create_keyspace, dirty_row_count, se
 from settings import load_settings
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--kind",
     type=click.Choice(KINDS),
@@ -69,6 +69,11 @@ from settings import load_settings
     show_default=True,
     help="Replicas of each row when create.py creates the keyspace (NetworkTopologyStrategy in the local data center); 3 on a three-node cluster.",
 )
+@click.option(
+    "--env-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Read the settings from this file instead of ./.env (environment variables still win).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def main(
     kind: str,
@@ -81,6 +86,7 @@ def main(
     append: bool,
     concurrency: int,
     replication_factor: int,
+    env_file: str | None,
     quiet: bool,
 ) -> None:
     """Create FAKE_DATA_OLD_TABLE as cassio 0.0.7 does and fill it with fake rows.
@@ -93,7 +99,7 @@ def main(
     """
 
     def body(console: Console) -> int:
-        settings = load_settings()
+        settings = load_settings(dotenv_path=env_file or ".env")
         console.secrets = settings.secrets()
         keyspace = settings.resolved_keyspace()
         table = settings.require("FAKE_DATA_OLD_TABLE")

@@ -13,6 +13,10 @@ of the engine.
 from __future__ import annotations
 
 import os
+import re
+import ssl
+import sys
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -79,6 +83,11 @@ def _hosts(name: str, raw: str) -> tuple[str, ...]:
     hosts = tuple(h.strip() for h in raw.split(",") if h.strip())
     if not hosts:
         raise SettingsError(name, "give at least one host, comma separated")
+    # The driver would take "host:9042" for a host name and fail to resolve it.
+    with_port = [h for h in hosts if re.fullmatch(r"[^:]+:\d+|\[.*\]:\d+", h)]
+    if with_port:
+        port = name.replace("CONTACT_POINTS", "PORT")
+        raise SettingsError(name, f"{with_port[0]!r} has a port: give host names only, and the port in {port}")
     return hosts
 
 
@@ -96,6 +105,26 @@ def _existing_file(name: str, raw: str) -> str:
     path = os.path.expanduser(raw.strip())
     if not os.path.isfile(path):
         raise SettingsError(name, f"no file at {path!r}")
+    return path
+
+
+def _ca_file(name: str, raw: str) -> str:
+    """A CA certificate file the TLS context can load (PEM)."""
+    path = _existing_file(name, raw)
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, ValueError) as exc:
+        raise SettingsError(name, f"{path!r} holds no CA certificate in PEM form ({exc})") from None
+    return path
+
+
+def _bundle_file(name: str, raw: str) -> str:
+    """An Astra DB secure-connect bundle: a zip file."""
+    path = _existing_file(name, raw)
+    if not zipfile.is_zipfile(path):
+        raise SettingsError(
+            name, f"{path!r} is not a secure-connect bundle (a .zip file, downloaded from the Astra DB portal)"
+        )
     return path
 
 
@@ -137,8 +166,12 @@ def _budget(name: str, raw: str) -> MaxErrors:
         parsed = float(value[:-1]) if share else int(value)
     except ValueError:
         parsed = -1
-    if parsed < 0 or (share and parsed > 100):
-        raise SettingsError(name, f"{raw!r}: give a number of rows (e.g. 100) or a percentage (e.g. 0.5%)")
+    if share and parsed > 100:
+        raise SettingsError(name, f"{raw!r}: a percentage goes from 0% to 100% (e.g. 0.5%)")
+    if parsed < 0:
+        raise SettingsError(
+            name, f"{raw!r}: give a number of rows, 0 or more (e.g. 100), or a percentage from 0% to 100% (e.g. 0.5%)"
+        )
     return MaxErrors(share=parsed / 100) if share else MaxErrors(rows=int(parsed))
 
 
@@ -155,6 +188,11 @@ class Variable:
     metavar: str | None = None
     secret: bool = False
     section: str | None = None  # a heading in template.env before this variable
+
+    @property
+    def default_text(self) -> str:
+        """The built-in default as one writes it in .env ("" for none)."""
+        return _as_text(self.default)
 
 
 def _setting(
@@ -178,72 +216,76 @@ class Settings:
     # fmt: off
     contact_points: tuple[str, ...] = _setting(
         "CASSANDRA_CONTACT_POINTS", _hosts, ("127.0.0.1",), "comma separated hosts",
-        section="--- Where the database is ---\nPlain Cassandra (used unless an Astra token is set):")
+        section="=== Set these: where the database is, which tables, who reads them ===\n"
+            "--- Your own Cassandra (used unless an Astra token is set) ---")
     port: int = _setting("CASSANDRA_PORT", _int(1, 65535), 9042, "CQL port")
     username: str | None = _setting(
         "CASSANDRA_USERNAME", _text, None, "with PasswordAuthenticator; leave empty otherwise")
     password: Secret | None = _setting("CASSANDRA_PASSWORD", _secret, None, "never printed, logged or stored")
     tls_ca_file: str | None = _setting(
-        "CASSANDRA_TLS_CA_FILE", _existing_file, None,
+        "CASSANDRA_TLS_CA_FILE", _ca_file, None,
         "PEM file of the CA (or self-signed cert) that signed the node's certificate: turns TLS on")
-    keyspace: str | None = _setting("CASSANDRA_KEYSPACE", _name, None, "keyspace of the source and target tables")
-    local_keyspace: str | None = _setting(
-        "LOCAL_KEYSPACE", _name, None,
-        "the original scripts' name for the keyspace (accepted if CASSANDRA_KEYSPACE is empty)")
     astra_token: Secret | None = _setting(
         "ASTRA_DB_APPLICATION_TOKEN", _secret, None, "AstraCS:... ; never printed, logged or stored",
-        section="Astra DB (used when ASTRA_DB_APPLICATION_TOKEN is set):")
-    astra_bundle_path: str | None = _setting(
-        "ASTRA_DB_SECURE_BUNDLE_PATH", _existing_file, None,
-        "path to secure-connect-<db>.zip, or leave empty and set ASTRA_DB_ID")
+        section="--- Astra DB (used when ASTRA_DB_APPLICATION_TOKEN is set) ---")
     astra_db_id: str | None = _setting(
         "ASTRA_DB_ID", _text, None, "database id: the bundle is downloaded as cassio.init does")
+    astra_bundle_path: str | None = _setting(
+        "ASTRA_DB_SECURE_BUNDLE_PATH", _bundle_file, None,
+        "path to secure-connect-<db>.zip, or leave empty and set ASTRA_DB_ID")
+    keyspace: str | None = _setting(
+        "CASSANDRA_KEYSPACE", _name, None,
+        "keyspace of the source and target tables (on Astra DB this or ASTRA_DB_KEYSPACE)",
+        flag="--keyspace", metavar="NAME", section="--- Keyspace and tables ---")
     astra_keyspace: str | None = _setting(
-        "ASTRA_DB_KEYSPACE", _name, None, "the original scripts' name for the Astra keyspace")
+        "ASTRA_DB_KEYSPACE", _name, None,
+        "the Astra DB keyspace, if CASSANDRA_KEYSPACE is empty (both set: they must be the same)")
+    old_table: str | None = _setting(
+        "OLD_TABLE", _name, None,
+        "the legacy (cassio 0.0.x) table migrate.py reads: a VectorTable, StoredBlobHistory or KVCache table"
+        " (recognised by its columns)", flag="--old-table", metavar="NAME")
+    target_table: str | None = _setting(
+        "TARGET_TABLE", _name, None,
+        "the cassio 0.1.x table migrate.py writes (created if missing); not OLD_TABLE", flag="--target-table",
+        metavar="NAME")
+    target_framework: str = _setting(
+        "TARGET_FRAMEWORK", _choice(*FRAMEWORKS), "cassio",
+        "who reads the target: cassio (0.1.x classes), langchain (langchain-community's Cassandra classes) or"
+        " llamaindex (CassandraVectorStore); the settings below that are left unset take that reader's layout",
+        flag="--for", metavar="cassio|langchain|llamaindex")
+    target_keyspace: str | None = _setting(
+        "TARGET_KEYSPACE", _name, None,
+        "keyspace of the target table (and of the migration's state); empty = CASSANDRA_KEYSPACE",
+        section="=== Tuning: leave as is unless docs/ says otherwise for your case ===\n"
+            "--- Where the target goes ---")
+    local_keyspace: str | None = _setting(
+        "LOCAL_KEYSPACE", _name, None,
+        "an older name for the keyspace, if CASSANDRA_KEYSPACE is empty (both set: they must be the same)")
     target_contact_points: tuple[str, ...] | None = _setting(
         "TARGET_CASSANDRA_CONTACT_POINTS", _hosts, None, "comma separated hosts of the target cluster",
         section="A target on another cluster (or another Astra DB): set any of these and the target connects with\n"
-        "these alone (unset ones take the defaults above: 127.0.0.1, 9042); leave all empty for one cluster.\n"
-        "Dask workers read TARGET_CASSANDRA_PASSWORD / TARGET_ASTRA_DB_APPLICATION_TOKEN from their own environment.")
+            "these alone (unset ones take the defaults above: 127.0.0.1, 9042); leave all empty for one cluster.\n"
+            "Dask workers read TARGET_CASSANDRA_PASSWORD / TARGET_ASTRA_DB_APPLICATION_TOKEN from their own environment.")
     target_port: int | None = _setting("TARGET_CASSANDRA_PORT", _int(1, 65535), None, "its CQL port")
     target_username: str | None = _setting(
         "TARGET_CASSANDRA_USERNAME", _text, None, "its user, with PasswordAuthenticator")
     target_password: Secret | None = _setting(
         "TARGET_CASSANDRA_PASSWORD", _secret, None, "never printed, logged or stored")
     target_tls_ca_file: str | None = _setting(
-        "TARGET_CASSANDRA_TLS_CA_FILE", _existing_file, None, "PEM file of its CA: turns TLS on for the target")
+        "TARGET_CASSANDRA_TLS_CA_FILE", _ca_file, None, "PEM file of its CA: turns TLS on for the target")
     target_astra_token: Secret | None = _setting(
         "TARGET_ASTRA_DB_APPLICATION_TOKEN", _secret, None,
         "the target is an Astra DB: its token; never printed, logged or stored")
     target_astra_bundle_path: str | None = _setting(
-        "TARGET_ASTRA_DB_SECURE_BUNDLE_PATH", _existing_file, None,
+        "TARGET_ASTRA_DB_SECURE_BUNDLE_PATH", _bundle_file, None,
         "its secure-connect bundle, or leave empty and set TARGET_ASTRA_DB_ID")
     target_astra_db_id: str | None = _setting("TARGET_ASTRA_DB_ID", _text, None, "its database id")
-    old_table: str | None = _setting(
-        "OLD_TABLE", _name, None,
-        "the legacy (cassio 0.0.x) table migrate.py reads: a VectorTable, StoredBlobHistory or KVCache table"
-        " (recognised by its columns)",
-        section="--- Tables ---")
-    target_table: str | None = _setting(
-        "TARGET_TABLE", _name, None, "the cassio 0.1.x table migrate.py writes (created if missing)")
-    target_keyspace: str | None = _setting(
-        "TARGET_KEYSPACE", _name, None,
-        "keyspace of the target table (and of the migration's state); empty = CASSANDRA_KEYSPACE")
-    fake_data_old_table: str | None = _setting(
-        "FAKE_DATA_OLD_TABLE", _name, None,
-        "the table create.py fills with fake data (set OLD_TABLE to it to rehearse)")
-    vector_dimension: int = _setting("VECTOR_DIMENSION", _int(1, 8192), 1536, "create.py: vector dimension")
-    num_sample_vectors: int = _setting("NUM_SAMPLE_VECTORS", _int(0), 10_000, "create.py: number of rows")
-    target_framework: str = _setting(
-        "TARGET_FRAMEWORK", _choice(*FRAMEWORKS), "cassio",
-        "who reads the target: cassio (0.1.x classes), langchain (langchain-community's Cassandra classes) or"
-        " llamaindex (CassandraVectorStore); the settings below that are left unset take that reader's layout",
-        flag="--for", metavar="cassio|langchain|llamaindex", section="--- What the target looks like ---")
     metadata_indexing: MetadataIndexing = _setting(
         "METADATA_INDEXING", _indexing, MetadataIndexing(),
         "which metadata keys cassio indexes (in metadata_s; the others go to attributes_blob):"
         " all, none, allow:k1,k2 or deny:k1,k2; unset: all (--for llamaindex: deny:_node_content)",
-        flag="--metadata-indexing", metavar="POLICY")
+        flag="--metadata-indexing", metavar="POLICY",
+        section="--- What the target looks like (TARGET_FRAMEWORK sets what you leave empty) ---")
     target_key_type: str = _setting(
         "TARGET_KEY_TYPE", _choice("same", "text"), "same",
         "target key type: same (as the source) or text (UUID keys become their string form);"
@@ -262,9 +304,16 @@ class Settings:
         "vector tables: if set, the same, each row in the partition its metadata field of this name holds"
         " (rows without it are rejected)",
         flag="--partition-field", metavar="KEY")
+    fake_data_old_table: str | None = _setting(
+        "FAKE_DATA_OLD_TABLE", _name, None,
+        "the table create.py fills with fake data (set OLD_TABLE to it to rehearse)",
+        section="--- create.py: the fake legacy table of a rehearsal ---")
+    vector_dimension: int = _setting("VECTOR_DIMENSION", _int(1, 8192), 1536, "create.py: vector dimension")
+    num_sample_vectors: int = _setting("NUM_SAMPLE_VECTORS", _int(0), 10_000, "create.py: number of rows")
     consistency: str = _setting(
         "MIGRATION_CONSISTENCY", _choice("local_quorum", "quorum", "local_one", "one", "all", "each_quorum"),
-        "local_quorum", "consistency of reads and writes", section="--- How the copy runs ---")
+        "local_quorum", "consistency of reads and writes",
+        section="--- How the copy runs ---")
     concurrency: int = _setting(
         "MIGRATION_CONCURRENCY", _int(1, 4096), 128, "writes in flight in all", flag="--concurrency", metavar="N")
     batch_rows: int = _setting(
@@ -320,7 +369,11 @@ class Settings:
         "rejected rows allowed before a run stops (exit 3, state saved): a count (100) or a share (0.5%);"
         " empty = no limit",
         flag="--max-errors", metavar="N|P%")
-    runs_dir: str = _setting("MIGRATION_RUNS_DIR", _text, "runs", "one folder per run: rejects.jsonl and report.json")
+    runs_dir: str = _setting(
+        "MIGRATION_RUNS_DIR", _text, "runs", "one folder per run: run.log, rejects.jsonl and report.json")
+    progress_seconds: float = _setting(
+        "MIGRATION_PROGRESS_SECONDS", _float(1.0), 30.0,
+        "when the output is not a terminal (a log, CI): a progress line this often, in seconds")
     workers: int = _setting(
         "MIGRATION_WORKERS", _int(0, 256), 0,
         "copy/verify on this many local worker processes (a local Dask cluster); 0 = in this process",
@@ -340,7 +393,7 @@ class Settings:
         return self.astra_token is not None
 
     def resolved_keyspace(self) -> str:
-        """CASSANDRA_KEYSPACE, else the seed's ASTRA_DB_KEYSPACE / LOCAL_KEYSPACE."""
+        """CASSANDRA_KEYSPACE, else ASTRA_DB_KEYSPACE / LOCAL_KEYSPACE (load_settings refused a conflict)."""
         preferred = (self.astra_keyspace, self.local_keyspace)
         if not self.is_astra:
             preferred = preferred[::-1]
@@ -401,14 +454,14 @@ class Settings:
 
     def job(self) -> Job:
         """What these settings say to copy."""
-        return build(
-            Job,
-            self,
-            clusters=self.clusters(),
-            keyspace=self.resolved_keyspace(),
-            old_table=self.require("OLD_TABLE"),
-            target_table=self.require("TARGET_TABLE"),
-        )
+        keyspace, old, target = self.resolved_keyspace(), self.require("OLD_TABLE"), self.require("TARGET_TABLE")
+        if (self.target_keyspace or keyspace, target) == (keyspace, old) and self.target_connection() is None:
+            raise SettingsError(
+                "TARGET_TABLE",
+                f"{target!r} is OLD_TABLE, the legacy table itself: name a new table for the cassio 0.1.x layout"
+                " (the legacy table is only read)",
+            )
+        return build(Job, self, clusters=self.clusters(), keyspace=keyspace, old_table=old, target_table=target)
 
     def run_options(self, **flags: bool) -> RunOptions:
         """How these settings (and the run's flags: dry_run, restart, full, quiet, delete_extra) say to run."""
@@ -440,13 +493,28 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | N
         # An empty value (KEY= in .env) means "not set", as in the seed's template.
         values[var.attr] = var.parse(var.name, raw) if raw not in (None, "") else var.default
     explicit = frozenset(var.attr for var in VARIABLES if merged.get(var.name) not in (None, ""))
-    return Settings(**values, explicit=explicit)
+    return _consistent(Settings(**values, explicit=explicit))
+
+
+def _consistent(s: Settings) -> Settings:
+    """Refuse the combinations that would silently connect elsewhere or pick another keyspace than meant."""
+    for older, value in (("ASTRA_DB_KEYSPACE", s.astra_keyspace), ("LOCAL_KEYSPACE", s.local_keyspace)):
+        if s.keyspace and value and value != s.keyspace:
+            raise SettingsError(
+                "CASSANDRA_KEYSPACE", f"{s.keyspace!r} but {older} is {value!r}: set one of the two (or the same name)"
+            )
+    for prefix, token in (("", s.astra_token), ("TARGET_", s.target_astra_token)):
+        for name in (f"{prefix}ASTRA_DB_SECURE_BUNDLE_PATH", f"{prefix}ASTRA_DB_ID"):
+            if getattr(s, BY_NAME[name].attr) is not None and token is None:
+                raise SettingsError(
+                    name,
+                    f"set without {prefix}ASTRA_DB_APPLICATION_TOKEN, so it would be ignored: set the token too"
+                    " (or leave this empty for a Cassandra cluster)",
+                )
+    return s
 
 
 TEMPLATE_DEFAULTS = {  # what template.env suggests where it differs from the built-in default
-    "CASSANDRA_KEYSPACE": "demo",
-    "OLD_TABLE": "legacy_vectors",
-    "TARGET_TABLE": "vectors",
     "FAKE_DATA_OLD_TABLE": "legacy_vectors",
     # left empty, so that TARGET_FRAMEWORK's preset can set them
     "METADATA_INDEXING": "",
@@ -455,9 +523,11 @@ TEMPLATE_DEFAULTS = {  # what template.env suggests where it differs from the bu
 
 
 def _template_value(var: Variable) -> str:
-    if var.name in TEMPLATE_DEFAULTS:
-        return TEMPLATE_DEFAULTS[var.name]
-    value = var.default
+    return TEMPLATE_DEFAULTS.get(var.name, _as_text(var.default))
+
+
+def _as_text(value: Any) -> str:
+    """A default as one writes it in .env."""
     if value is None:
         return ""
     if isinstance(value, tuple):
@@ -475,9 +545,9 @@ def template_env() -> str:
     for var in VARIABLES:
         if var.section:
             lines.append("")
-            # A heading "--- Name ---" is drawn to the full width.
+            # A heading "--- Name ---" (or a part's "=== Name ===") is drawn to the full width.
             lines.extend(
-                f"# {line}".ljust(92, "-") if line.startswith("---") else f"# {line}"
+                f"# {line}".ljust(92, line[0]) if line.startswith(("---", "===")) else f"# {line}"
                 for line in var.section.splitlines()
             )
         assignment = f"{var.name}={_template_value(var)}"
@@ -485,5 +555,15 @@ def template_env() -> str:
     return "\n".join(lines) + "\n"
 
 
+def settings_markdown() -> str:
+    """The table of every setting at the end of docs/settings.md: variable, flag, default, what it does."""
+    lines = ["| variable | flag | default | what it does |", "|---|---|---|---|"]
+    for var in VARIABLES:
+        flag = f"`{var.flag}`" if var.flag else ""
+        default = f"`{var.default_text}`" if var.default_text else ""
+        lines.append(f"| `{var.name}` | {flag} | {default} | {var.help} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    print(template_env(), end="")
+    print(settings_markdown() if sys.argv[1:] == ["--markdown"] else template_env(), end="")

@@ -10,7 +10,7 @@ from typing import Any, NoReturn, Protocol
 
 import click
 
-from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_USAGE, RESUME_HINT, MigrationError, SettingsError
+from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_USAGE, RESUME_HINT, MigrationError, SettingsError, UsageError
 
 
 class Console:
@@ -76,15 +76,61 @@ class Declared(Protocol):
     def metavar(self) -> str | None: ...
     @property
     def parse(self) -> Callable[[str, str], Any]: ...
+    @property
+    def default_text(self) -> str: ...
+
+
+class Command(click.Command):
+    """A script's command: its --help in groups of options, each with its default; click's own usage
+    errors as one line, `error: ...`, exit 2, as every other error of the scripts."""
+
+    def __init__(self, *args: Any, groups: Sequence[tuple[str, Sequence[str]]] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.groups = groups
+
+    def main(self, args: Sequence[str] | None = None, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+        try:
+            code = super().main(args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            message = " ".join(exc.format_message().split())
+            hint = " (see --help)" if isinstance(exc, click.UsageError) else ""
+            click.echo(f"error: {message}{hint}", err=True)
+            sys.exit(EXIT_USAGE)
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        help_option = self.get_help_option(ctx)
+        # click names its help option privately: "help" in a group places it
+        records = {"help" if p is help_option else p.name: p.get_help_record(ctx) for p in self.get_params(ctx)}
+        placed: set[str | None] = set()
+        for title, names in self.groups:
+            with formatter.section(title):
+                formatter.write_dl([r for n in names if (r := records.get(n))])
+            placed.update(names)
+        rest = [r for n, r in records.items() if n not in placed and r]
+        if rest:
+            with formatter.section("Other options" if self.groups else "Options"):
+                formatter.write_dl(rest)
+
+
+def confirm(what: str, yes: bool) -> None:
+    """Ask before a destructive action, unless --yes; with no terminal to ask, refuse."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{what}: add --yes to confirm (there is no terminal to ask)")
+    try:
+        confirmed = click.confirm(f"{what}. Go on?", err=True)
+    except click.Abort:  # Ctrl-C or end of input at the question
+        confirmed = False
+    if not confirmed:
+        raise UsageError("not confirmed: nothing was changed")
 
 
 class _BadFlag(click.ClickException):
     """A flag's value is invalid: one line, `error: --flag: problem`, exit 2 (as for a bad setting)."""
 
     exit_code = EXIT_USAGE
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
 
 
 class SettingType(click.ParamType):
@@ -103,6 +149,11 @@ class SettingType(click.ParamType):
             raise _BadFlag(str(exc)) from None
 
 
+def _sentence(text: str) -> str:
+    """A help text as the start of a sentence; an address (tcp://...) keeps its case."""
+    return text if "://" in text.split()[0] else text[0].upper() + text[1:]
+
+
 def setting_options(settings: Sequence[Declared]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """One option per setting with a flag, typed by the setting, its help ending with the variable's name."""
 
@@ -114,7 +165,7 @@ def setting_options(settings: Sequence[Declared]) -> Callable[[Callable[..., Any
                 s.attr,
                 type=SettingType(s),
                 metavar=s.metavar,
-                help=f"{s.help[0].upper()}{s.help[1:]}. [{s.name}]",
+                help=f"{_sentence(s.help)}. [{s.name}" + (f"; default: {s.default_text}]" if s.default_text else "]"),
             )
             command = option(command)
         return command

@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from cassandra import AuthenticationFailed, ConsistencyLevel, cqltypes
+from cassandra import AuthenticationFailed, ConsistencyLevel, UnresolvableContactPoints, cqltypes
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import (
@@ -155,7 +155,7 @@ def open_session(spec: ConnectionSpec, *, raw: bool = False) -> Session:
         if raw:
             kwargs["execution_profiles"][EXEC_PROFILE_DEFAULT].row_factory = tuple_factory
         try:
-            session = _connect(spec, Cluster(**kwargs))
+            session = _connect(spec, _cluster(spec, kwargs))
             break
         except _Overloaded as exc:
             if time.monotonic() - first_try >= OVERLOADED_WAIT_S:
@@ -176,6 +176,17 @@ def open_session(spec: ConnectionSpec, *, raw: bool = False) -> Session:
     if raw:
         session.client_protocol_handler = _RawVectorProtocolHandler
     return session
+
+
+def _cluster(spec: ConnectionSpec, kwargs: dict[str, Any]) -> Cluster:
+    """The driver's Cluster; a contact point no name service knows is a setting to fix (exit 2)."""
+    try:
+        return Cluster(**kwargs)
+    except UnresolvableContactPoints:
+        raise SettingsError(
+            spec.variable("CASSANDRA_CONTACT_POINTS"),
+            f"no address found for {', '.join(spec.contact_points)}: check the host names",
+        ) from None
 
 
 def _connect(spec: ConnectionSpec, cluster: Cluster) -> Session:

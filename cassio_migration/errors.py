@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# Exit codes, documented in the README.
+# Exit codes, documented in the README and docs/commands.md.
 EXIT_OK = 0
 EXIT_REJECTS = 1  # done, but some rows were rejected (or --verify found differences)
 EXIT_USAGE = 2  # bad settings, bad flags, a source or target the tool cannot take

@@ -241,6 +241,7 @@ class RunOptions:
     lease_s: float = 60.0  # a run holds the job's lease this long past its last renewal
     max_errors: MaxErrors = MaxErrors()
     runs_dir: str = "runs"
+    progress_seconds: float = 30.0  # off a terminal: a progress line this often
     workers: int = 0  # > 0: range tasks on that many local worker processes (a local Dask cluster)
     scheduler: str | None = None  # range tasks on the workers of the Dask cluster at this address
     dry_run: bool = False

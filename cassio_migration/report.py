@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -19,29 +20,129 @@ from tqdm import tqdm
 from .state import Counts, RangeResult, total
 from .verify import CATEGORIES, VerifyCounts
 
+Echo = Callable[[str], None]
+LOG_FILE = "run.log"
+
+
+class RunLog:
+    """A run's lines: echoed as the script prints them, and written to run.log in the run's folder
+    once it exists (the lines before are kept until then). Secrets are masked in the file too."""
+
+    def __init__(self, echo: Echo, secrets: Iterable[str] = ()) -> None:
+        self.echo = echo
+        self.secrets = [s for s in secrets if s]
+        self._path: str | None = None
+        self._waiting: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str) -> None:
+        self.echo(text)
+        self.record(text)
+
+    def record(self, text: str) -> None:
+        """Into run.log only."""
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        with self._lock:
+            if self._path is None:
+                self._waiting.append(text)
+                return
+            append_log(os.path.dirname(self._path), text)
+
+    def open(self, folder: str) -> None:
+        self._path = os.path.join(folder, LOG_FILE)
+        waiting, self._waiting = self._waiting, []
+        for text in waiting:
+            self.record(text)
+
+
+def append_log(folder: str, text: str) -> None:
+    """Lines at the end of the run's run.log (a line now and then: open, append, close)."""
+    with open(os.path.join(folder, LOG_FILE), "a", encoding="utf-8") as f:
+        f.write(text + "\n")
+
+
+def duration(seconds: float) -> str:
+    """1 h 02 min, 3 min 05 s, 42 s."""
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
 
 class Progress:
-    """A progress bar on a terminal; silent when output is not one, or when quiet."""
+    """How far a run is: a bar on a terminal (rows, rows/s, time left against the plan's estimate);
+    elsewhere a line every `every_s` seconds (ranges, rows, rows/s, ETA). The lines go to the run's
+    log too, also behind a bar or with `quiet`."""
 
-    def __init__(self, total: int | None, unit: str, quiet: bool, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        total: int | None,
+        unit: str,
+        quiet: bool,
+        stream: TextIO | None = None,
+        *,
+        ranges: int = 0,
+        every_s: float = 30.0,
+        log: RunLog | None = None,
+    ) -> None:
         stream = stream or sys.stderr
-        enabled = not quiet and stream.isatty()
+        on_terminal = stream.isatty()
         self._bar = tqdm(
             total=total or None,
             unit=unit,
             unit_scale=True,
             file=stream,
-            disable=not enabled,
+            disable=quiet or not on_terminal,
             dynamic_ncols=True,
             smoothing=0.1,
         )
+        self.total, self.unit, self.ranges = total or 0, unit, ranges
+        self.rows = self.ranges_done = 0
+        self._started = time.monotonic()
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._say = None if log is None else (log if not quiet and not on_terminal else log.record)
+        if self._say is not None:
+            threading.Thread(target=self._lines, args=(every_s,), name="progress", daemon=True).start()
 
     def update(self, n: int) -> None:
         with self._lock:
+            self.rows += n
             self._bar.update(n)
 
+    def range_done(self) -> None:
+        with self._lock:
+            self.ranges_done += 1
+
+    def line(self) -> str:
+        """progress: ranges 3/12, rows 1,200/~4,800 (25%), 40 rows/s, ETA 1 min 30 s"""
+        elapsed = time.monotonic() - self._started
+        rows, done = self.rows, self.ranges_done
+        rate = rows / elapsed if elapsed > 0 else 0.0
+        parts = [f"ranges {done}/{self.ranges}"] if self.ranges else []
+        parts.append(
+            f"{self.unit} {rows:,}/~{self.total:,} ({min(rows / self.total, 1):.0%})"
+            if self.total
+            else f"{self.unit} {rows:,}"
+        )
+        parts.append(f"{rate:,.0f} {self.unit}/s")
+        if self.total and rows < self.total and rate > 0:
+            left = (self.total - rows) / rate
+        elif self.ranges and done:  # no estimate, or more rows than it said: the ranges' pace
+            left = elapsed * (self.ranges - done) / done
+        else:
+            left = None
+        parts.append(f"ETA {duration(left)}" if left is not None else "ETA unknown")
+        return "progress: " + ", ".join(parts)
+
+    def _lines(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            assert self._say is not None
+            self._say(self.line())
+
     def close(self) -> None:
+        self._stop.set()
         self._bar.close()
 
 
@@ -233,6 +334,7 @@ class VerifySummary:
     elapsed_s: float = 0.0
     open_with: dict[str, Any] | None = None  # how to open the target (handoff.open_with)
     dry_run: bool = False  # --delete-extra counted what it would delete, and deleted nothing
+    run_folder: str | None = None
 
     @property
     def clean(self) -> bool:

@@ -30,6 +30,7 @@ from .cql import qualified
 from .digest import Digest
 from .errors import RESUME_HINT, FatalError, UsageError
 from .inflight import PaceReport
+from .lease import LEASES
 from .plan import TokenRange, check_coverage
 from .retry import RETRYABLE, RetryPolicy
 
@@ -272,6 +273,17 @@ class StateStore:
             if rows:
                 self._execute(f"DELETE FROM {self._ranges} WHERE job = %s AND pass_number = %s", (self.job, number))
 
+    def discard(self) -> None:
+        """Forget the job: every pass's range rows and records, then its row (the caller holds the lease)."""
+        row = self.job_row()
+        if row is None:
+            return
+        self.forget(range(1, row.pass_number + 1), (), rows=True)
+        gone = self._execute(
+            f"DELETE FROM {self._jobs} WHERE job = %s IF pass_number = %s", (self.job, row.pass_number)
+        )
+        self._changed(gone, f"changed pass {row.pass_number}")
+
     def range_started(self, number: int, r: TokenRange, worker: WorkerId) -> None:
         self._execute(
             f"UPDATE {self._ranges} SET status = 'running', started_at = %s, worker = %s"
@@ -363,3 +375,36 @@ class StateStore:
 
 def total(results: Iterable[RangeResult]) -> Counts:
     return sum((r.counts for r in results), Counts())
+
+
+# --- Read-only, for `migrate.py --status` and `--cleanup` (status.py): safe while a run writes ---
+
+TABLES = (JOBS, RANGES, DIGESTS, LEASES)  # every state table: --cleanup drops them when no job is left in them
+
+
+class StateReader(StateStore):
+    """The state of a job as stored, read without changing it."""
+
+    def pass_ranges(self, number: int) -> list[Any]:
+        """Every range row of a pass as stored: status, counts, start and end times, worker."""
+        return list(
+            self._execute(
+                f"SELECT range_start, status, rows_read, rows_written, rows_rejected, rows_skipped, started_at,"
+                f" finished_at FROM {self._ranges} WHERE job = %s AND pass_number = %s",
+                (self.job, number),
+            )
+        )
+
+    def lease_holder(self) -> tuple[str, Any] | None:
+        """Who holds the job's lease now, and until when (None: no run holds it)."""
+        try:
+            row = self._execute(
+                f"SELECT owner, expires_at FROM {qualified(self.keyspace, LEASES)} WHERE job = %s", (self.job,)
+            ).one()
+        except InvalidRequest:  # no lease table: no run of this version ever held one
+            return None
+        return (row.owner, row.expires_at) if row is not None else None
+
+    def jobs(self) -> list[str]:
+        """The jobs (target tables) with a state in this keyspace."""
+        return [r.job for r in self._execute(f"SELECT job FROM {self._jobs}")]

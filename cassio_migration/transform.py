@@ -4,7 +4,7 @@ One transformer per legacy kind. The target values come from cassio's own
 normalisation (`_normalize_kwargs` of the target table object), never from a copy of
 it, so they cannot drift from cassio.
 
-Rules for rows cassio 0.1.x cannot take as they are (README, "Rules for unusual rows"):
+Rules for rows cassio 0.1.x cannot take as they are (docs/legacy-tables.md):
 - `metadata_blob` NULL, empty, or JSON `null`: no metadata (`{}`).
 - `metadata_blob` a JSON object: the metadata, as cassio stores it.
 - `metadata_blob` another JSON value (list, number, string, bool): rejected

@@ -28,7 +28,7 @@ from .plan import (
     ring_tokens,
 )
 from .rejects import RUN_FILE, ErrorBudget, merge_rejects, replay_rows, worker_file
-from .report import MigrateSummary, Progress, VerifySummary, run_folder, write_json
+from .report import MigrateSummary, Progress, RunLog, VerifySummary, run_folder, write_json
 from .retry import RetryPolicy
 from .scheduler import Backend, dask_backend, run_all, threads
 from .state import Pass, RangeResult, StateStore, WorkerId, total
@@ -74,10 +74,26 @@ def _open_job(sessions: Sessions, job: Job, options: RunOptions, echo: Echo) -> 
     return job, source, target
 
 
-def _plan(sessions: Sessions, source: LegacyTable, options: RunOptions) -> list[TokenRange]:
+def _plan(sessions: Sessions, source: LegacyTable, options: RunOptions) -> tuple[list[TokenRange], int]:
+    """The ranges, and the table's estimated rows (0: no estimate yet), the progress's total."""
     estimate = estimated_rows(sessions.plain, source.keyspace, source.table)
     count = range_count(estimate, options.splits, options.parallel_ranges, options.rows_per_range)
-    return make_plan(ring_tokens(sessions.plain), count)
+    return make_plan(ring_tokens(sessions.plain), count), estimate
+
+
+def _counted(on_result: Callable[[Any], None], progress: Progress) -> Callable[[Any], None]:
+    """A range's result handed on, and counted by the progress."""
+
+    def both(result: Any) -> None:
+        on_result(result)
+        progress.range_done()
+
+    return both
+
+
+def _run_log(job: Job, echo: Echo) -> RunLog:
+    """The run's lines, to run.log as well once its folder exists."""
+    return RunLog(echo, job.clusters.secrets_environment().values())
 
 
 @contextmanager
@@ -97,11 +113,14 @@ def _backend(
 
 
 @contextmanager
-def _copying(summary: MigrateSummary, options: RunOptions, echo: Echo) -> Iterator[Progress]:
+def _copying(
+    summary: MigrateSummary, options: RunOptions, log: RunLog, rows: int = 0, ranges: int = 0
+) -> Iterator[Progress]:
     """The copy part of a run: its status, rejects file and report, written however the run ends."""
     assert summary.run_folder is not None
     folder = summary.run_folder
-    progress = Progress(None, "rows", options.quiet)
+    log.open(folder)
+    progress = Progress(rows, "rows", options.quiet, ranges=ranges, every_s=options.progress_seconds, log=log)
     started = time.monotonic()
     try:
         yield progress
@@ -109,6 +128,7 @@ def _copying(summary: MigrateSummary, options: RunOptions, echo: Echo) -> Iterat
     except MigrationError as exc:
         summary.status = "stopped"
         summary.error = str(exc)
+        log.record(f"stopped: {exc}")  # the log tells how the run ended, as its report does
         if isinstance(exc, BudgetSpent):
             raise BudgetSpent(
                 f"error budget spent: {exc}; fix the rows (see {os.path.join(folder, RUN_FILE)})"
@@ -118,7 +138,7 @@ def _copying(summary: MigrateSummary, options: RunOptions, echo: Echo) -> Iterat
     finally:
         progress.close()
         summary.copy_s = time.monotonic() - started
-        summary.rejects_file = _gather_rejects(folder, summary.results, echo)
+        summary.rejects_file = _gather_rejects(folder, summary.results, log)
         write_json(os.path.join(folder, "report.json"), summary.as_dict())
 
 
@@ -145,10 +165,11 @@ def _require_murmur3(sessions: Sessions) -> None:
 def migrate(job: Job, options: RunOptions, echo: Echo) -> MigrateSummary:
     """Copy the source into the target: resume the running pass, or start a new one."""
     started = time.monotonic()
+    log = _run_log(job, echo)
     with open_sessions(job.clusters) as sessions:
         _require_murmur3(sessions)
-        job, source, target = _open_job(sessions, job, options, echo)
-        planned = _plan(sessions, source, options)
+        job, source, target = _open_job(sessions, job, options, log)
+        planned, estimate = _plan(sessions, source, options)
         summary = MigrateSummary("running", *job.clusters.names(source.name, target.name), dry_run=options.dry_run)
         summary.open_with = open_with(job, target)
         with ExitStack() as held:
@@ -168,7 +189,7 @@ def migrate(job: Job, options: RunOptions, echo: Echo) -> MigrateSummary:
             summary.ranges, summary.ranges_skipped = len(ranges), len(done)
             summary.plan_s = time.monotonic() - started
             known = current is not None and current.known_pass is not None and not options.full
-            echo(
+            log(
                 f"pass {summary.pass_number}: {'resuming, ' if summary.resumed else ''}{len(ranges)} ranges,"
                 f" {len(done)} already done"
                 + ("; rows copied by an earlier pass and unchanged since are skipped" if known else "")
@@ -176,10 +197,12 @@ def migrate(job: Job, options: RunOptions, echo: Echo) -> MigrateSummary:
             summary.run_folder = run_folder(options.runs_dir, "dry-run" if options.dry_run else "migrate", target.table)
             spec = RunSpec(uuid.uuid4().hex, "copy", job, options, source, target, summary.run_folder, pass_info)
             try:
-                with _copying(summary, options, echo) as progress:
-                    with _backend(spec, sessions, progress.update, echo) as backend:
+                todo = [r for r in ranges if r.start not in done]
+                share = estimate * len(todo) // len(ranges) if ranges else 0
+                with _copying(summary, options, log, share, len(todo)) as progress:
+                    with _backend(spec, sessions, progress.update, log) as backend:
                         check = lease.check if lease is not None else lambda: None
-                        run_all((r for r in ranges if r.start not in done), backend, summary.results.append, check)
+                        run_all(todo, backend, _counted(summary.results.append, progress), check)
                     if state is not None and pass_info is not None:
                         summary.pass_counts = total(state.results(pass_info.number))
                     whole = summary.pass_counts or summary.counts
@@ -206,8 +229,9 @@ def replay(job: Job, options: RunOptions, rejects_file: str, echo: Echo) -> Migr
     if not os.path.isfile(rejects_file):
         raise UsageError(f"--replay {rejects_file}: no such file")
     started = time.monotonic()
+    log = _run_log(job, echo)
     with open_sessions(job.clusters) as sessions:
-        job, source, target = _open_job(sessions, job, options, echo)
+        job, source, target = _open_job(sessions, job, options, log)
         summary = MigrateSummary(
             "running", rejects_file, job.clusters.names("", target.name)[1], dry_run=options.dry_run
         )
@@ -216,7 +240,7 @@ def replay(job: Job, options: RunOptions, rejects_file: str, echo: Echo) -> Migr
         summary.run_folder = run_folder(options.runs_dir, "replay", target.table)
         spec = RunSpec(uuid.uuid4().hex, "copy", job, options, source, target, summary.run_folder)
         try:
-            with _copying(summary, options, echo) as progress, rejects_stream(spec.folder) as rejects:
+            with _copying(summary, options, log) as progress, rejects_stream(spec.folder) as rejects:
                 runner = RangeRunner(spec, sessions, rejects, progress.update)
                 assert runner.copier is not None
                 copy_started = time.monotonic()
@@ -261,18 +285,24 @@ def verify(job: Job, options: RunOptions, echo: Echo) -> VerifySummary:
                 held.enter_context(_lease(sessions, target, options))
             # The ranges of the copy, so that each range's record of what it copied lines up.
             found = state.records()
-            ranges, records = found if found is not None else (_plan(sessions, source, options), None)
+            planned, estimate = _plan(sessions, source, options)
+            ranges, records = found if found is not None else (planned, None)
             folder = run_folder(options.runs_dir, "verify", target.table)
+            log = _run_log(job, echo)
+            log.open(folder)
             spec = RunSpec(uuid.uuid4().hex, "verify", job, options, source, target, folder, records=records)
             counts = VerifyCounts()
-            progress = Progress(None, "rows", options.quiet)
+            progress = Progress(
+                estimate, "rows", options.quiet, ranges=len(ranges), every_s=options.progress_seconds, log=log
+            )
             try:
-                with _backend(spec, sessions, progress.update, echo) as backend:
-                    run_all(ranges, backend, counts.merge)
+                with _backend(spec, sessions, progress.update, log) as backend:
+                    run_all(ranges, backend, _counted(counts.merge, progress))
             finally:
                 progress.close()
         summary = VerifySummary(*job.clusters.names(source.name, target.name), counts, time.monotonic() - started)
         summary.dry_run = options.dry_run
         summary.open_with = open_with(job, target)
+        summary.run_folder = folder
         write_json(os.path.join(folder, "report.json"), summary.as_dict())
         return summary

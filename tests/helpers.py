@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import certifi
 import pytest
 from cassandra import InvalidRequest
 from cassandra.cluster import Session
@@ -45,6 +48,19 @@ def script_env(keyspace: str, tmp_path: Path, port: int = PORT, **extra: str) ->
         "MIGRATION_RETRY_SECONDS": "20",
         **extra,
     }
+
+
+def astra_bundle(path: Path) -> Path:
+    """A file in the form of an Astra DB secure-connect bundle (a zip); offline tests use its path only."""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", "{}")
+    return path
+
+
+def ca_file(path: Path) -> Path:
+    """A PEM file of CA certificates that a TLS context loads (certifi's); offline tests use its path only."""
+    shutil.copyfile(certifi.where(), path)
+    return path
 
 
 def run_script(script: str, env: dict[str, str], cwd: Path, *args: str, timeout: float = 600) -> Result:

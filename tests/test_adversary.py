@@ -83,7 +83,7 @@ def test_delete_extra_after_the_rerun_keeps_the_applications_rows(
     code, rerun, _ = migrate(bundle, tmp_path, "m2.json")
     assert (code, rerun["pass_number"], rerun["rows_skipped"]) == (0, 2, 18)
 
-    code, report, _ = migrate(bundle, tmp_path, "v.json", "--verify", "--delete-extra")
+    code, report, _ = migrate(bundle, tmp_path, "v.json", "--verify", "--delete-extra", "--yes")
     assert (code, report["extra_deleted"], report["extra"]) == (0, 2, 1)
     assert report["examples"]["extra"] == [str(app_key)]
     assert app.get(row_id=app_key) is not None
@@ -153,7 +153,7 @@ def test_a_second_run_of_the_same_job_is_refused_while_the_first_runs(
     assert second.code == 2
     assert f"process {first.pid} on {socket.gethostname()} holds its lease" in line
     assert "wait for that run to end" in line
-    restart = bundle("migrate.py", "--restart", "--quiet")  # a restart cannot take the job away either
+    restart = bundle("migrate.py", "--restart", "--yes", "--quiet")  # a restart cannot take the job away either
     assert restart.code == 2 and "holds its lease" in restart.err
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
@@ -265,7 +265,7 @@ def test_llm_cache_keys_that_do_not_round_trip_are_rejected_and_never_deleted(
     assert {json.loads(r["key"])[1]: r["reason"] for r in records} == odd
     target_rows = count(session, keyspace, "migrated")
     assert target_rows == 20
-    code, report, _ = migrate(bundle, tmp_path, "v.json", "--verify", "--delete-extra")
+    code, report, _ = migrate(bundle, tmp_path, "v.json", "--verify", "--delete-extra", "--yes")
     assert (code, report["extra"], report["extra_deleted"], report["rejected"], report["matching"]) == (0, 0, 0, 5, 20)
     assert count(session, keyspace, "migrated") == target_rows
 
@@ -299,7 +299,7 @@ def test_a_row_moved_to_another_partition_leaves_an_extra_that_delete_extra_remo
     code, report, _ = migrate(bundle, tmp_path, "v1.json", "--verify", **env)
     assert (code, report["matching"], report["extra"]) == (0, 5, 1)
     assert report["examples"]["extra"] == [str(moved)]
-    code, report, _ = migrate(bundle, tmp_path, "v2.json", "--verify", "--delete-extra", **env)
+    code, report, _ = migrate(bundle, tmp_path, "v2.json", "--verify", "--delete-extra", "--yes", **env)
     assert (code, report["extra_deleted"]) == (0, 1)
     placed = session.execute(
         f"SELECT partition_id FROM {qualified(keyspace, 'migrated')} WHERE row_id = %s ALLOW FILTERING", (moved,)
@@ -336,11 +336,11 @@ def test_verify_delete_extra_dry_run_deletes_nothing(bundle, session: Session, k
     assert migrate(bundle, tmp_path, "m.json")[0] == 0
     for (key,) in session.execute(f"SELECT document_id FROM {qualified(keyspace, 'legacy')} LIMIT 2"):
         session.execute(f"DELETE FROM {qualified(keyspace, 'legacy')} WHERE document_id = %s", (key,))
-    result = bundle("migrate.py", "--verify", "--delete-extra", "--dry-run", "--report", str(tmp_path / "d.json"))
+    result = bundle("migrate.py", "--verify", "--delete-extra", "--dry-run", "--yes", "--report", str(tmp_path / "d.json"))
     report = read_report(tmp_path / "d.json")
     assert (result.code, report["extra_deleted"], report["dry_run"]) == (0, 2, True)
     assert "would be deleted" in result.out
     assert count(session, keyspace, "migrated") == 20
-    code, report, _ = migrate(bundle, tmp_path, "v.json", "--verify", "--delete-extra")
+    code, report, _ = migrate(bundle, tmp_path, "v.json", "--verify", "--delete-extra", "--yes")
     assert (code, report["extra_deleted"]) == (0, 2)
     assert count(session, keyspace, "migrated") == 18

@@ -15,6 +15,7 @@ from cassio_migration.connect import cluster_kwargs
 from cassio_migration.errors import CredentialsError, SettingsError
 from cassio_migration.job import ConnectionSpec
 from settings import load_settings
+from tests.helpers import astra_bundle
 
 TOKEN = "AstraCS:abcdefgh:0123456789abcdef"
 
@@ -24,8 +25,7 @@ def astra_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def test_astra_with_a_secure_bundle(tmp_path: Path) -> None:
-    bundle = tmp_path / "secure-connect-db.zip"
-    bundle.write_bytes(b"PK")  # only its path is used here
+    bundle = astra_bundle(tmp_path / "secure-connect-db.zip")
     settings = load_settings(astra_env(tmp_path, ASTRA_DB_SECURE_BUNDLE_PATH=str(bundle)), dotenv_path=None)
     spec = settings.connection()
     kwargs = cluster_kwargs(spec)
@@ -131,8 +131,7 @@ def test_target_settings_make_a_target_connection_of_their_own() -> None:
 
 
 def test_target_astra_with_its_own_token(tmp_path: Path) -> None:
-    bundle = tmp_path / "secure-connect-target.zip"
-    bundle.write_bytes(b"zip")
+    bundle = astra_bundle(tmp_path / "secure-connect-target.zip")
     settings = load_settings(
         {"TARGET_ASTRA_DB_APPLICATION_TOKEN": "AstraCS:target", "TARGET_ASTRA_DB_SECURE_BUNDLE_PATH": str(bundle)}, None
     )

@@ -23,6 +23,7 @@ LAYERS = [
     "plan",
     "scan",
     "rejects",
+    "preflight",
     "inflight",
     "digest",
     "lease",
@@ -33,6 +34,7 @@ LAYERS = [
     "scheduler",
     "report",
     "workflow",
+    "status",
     "seed",
     "cli",
 ]

@@ -315,7 +315,9 @@ def test_delete_extra_removes_only_rows_the_migration_wrote(
     assert (listed.code, v1["extra"], v1["extra_deleted"]) == (0, 4, 0)
     assert sorted(v1["examples"]["extra"]) == sorted(str(k) for k in [*gone, new_key])
 
-    deleted = bundle("migrate.py", "--verify", "--delete-extra", "--quiet", "--report", str(tmp_path / "v2.json"))
+    deleted = bundle(
+        "migrate.py", "--verify", "--delete-extra", "--yes", "--quiet", "--report", str(tmp_path / "v2.json")
+    )
     v2 = read_report(tmp_path / "v2.json")
     assert (deleted.code, v2["extra"], v2["extra_deleted"]) == (0, 1, 3)
     assert all(app.get(row_id=k) is None for k in gone)

@@ -90,6 +90,7 @@ def test_foreign_state_is_refused_and_restart_discards_it(
         "--metadata-indexing",
         "allow:source",
         "--restart",
+        "--yes",
         "--quiet",
         "--report",
         str(tmp_path / "r.json"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import settings
 from cassio_migration.errors import EXIT_USAGE, SettingsError
 from cassio_migration.job import ConnectionSpec, MaxErrors, MetadataIndexing, RunOptions, Secret
 from settings import VARIABLES, Settings, load_settings, template_env
+from tests.helpers import astra_bundle, ca_file
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.env"
 
@@ -129,12 +131,34 @@ def test_template_env_loads_as_a_dotenv():
     s = load_settings(environ={}, dotenv_path=str(TEMPLATE))
     assert s.contact_points == ("127.0.0.1",)
     assert s.port == 9042
-    assert s.keyspace == "demo"
-    assert s.old_table == "legacy_vectors"
-    assert s.target_table == "vectors"
     assert s.username is None and s.password is None and s.astra_token is None
     assert s.metadata_wrap_key is None
-    assert s.resolved_keyspace() == "demo"
+    assert s.progress_seconds == 30
+
+
+def test_template_env_leaves_keyspace_and_tables_to_the_user():
+    """No pre-filled CASSANDRA_KEYSPACE to win over an Astra user's ASTRA_DB_KEYSPACE."""
+    s = load_settings(
+        environ={"ASTRA_DB_KEYSPACE": "my_ks", "ASTRA_DB_APPLICATION_TOKEN": TOKEN}, dotenv_path=str(TEMPLATE)
+    )
+    assert s.resolved_keyspace() == "my_ks"
+    assert s.old_table is None and s.target_table is None
+
+
+def test_template_env_has_a_part_to_set_and_a_part_to_leave():
+    text = TEMPLATE.read_text(encoding="utf-8")
+    first, _, second = text.partition("# === Tuning")
+    assert "# === Set these" in first and second
+    to_set = set(dotenv_values(stream=io.StringIO(first)))
+    assert {
+        "CASSANDRA_CONTACT_POINTS",
+        "ASTRA_DB_APPLICATION_TOKEN",
+        "CASSANDRA_KEYSPACE",
+        "OLD_TABLE",
+        "TARGET_TABLE",
+    } <= to_set
+    assert "TARGET_FRAMEWORK" in to_set and len(to_set) <= 16
+    assert "MIGRATION_CONCURRENCY" not in to_set
 
 
 # --- parsing of valid values -------------------------------------------------------------------
@@ -176,10 +200,28 @@ def test_valid_values_are_parsed(name, raw, attr, expected):
 
 
 def test_tls_ca_file_that_exists_is_accepted(tmp_path):
-    ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="ascii")
+    ca = ca_file(tmp_path / "ca.pem")
     s = load_settings(environ={"CASSANDRA_TLS_CA_FILE": str(ca)}, dotenv_path=None)
     assert s.tls_ca_file == str(ca)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("CASSANDRA_TLS_CA_FILE", "holds no CA certificate in PEM form"),
+        ("TARGET_CASSANDRA_TLS_CA_FILE", "holds no CA certificate in PEM form"),
+        (
+            "ASTRA_DB_SECURE_BUNDLE_PATH",
+            "is not a secure-connect bundle (a .zip file, downloaded from the Astra DB portal)",
+        ),
+    ],
+)
+def test_files_that_are_not_what_their_setting_says_are_refused(tmp_path, name, problem):
+    path = tmp_path / "file"
+    path.write_text("-----BEGIN CERTIFICATE-----\nnot one\n", encoding="ascii")
+    with pytest.raises(SettingsError) as info:
+        load({name: str(path), "ASTRA_DB_APPLICATION_TOKEN": TOKEN})
+    assert str(info.value).startswith(f"{name}: {str(path)!r} {problem}")
 
 
 @pytest.mark.parametrize(
@@ -266,10 +308,47 @@ def test_settings_error_exit_code_is_2():
 # --- keyspace resolution ------------------------------------------------------------------------
 
 
-def test_cassandra_keyspace_wins():
-    env = {"CASSANDRA_KEYSPACE": "main_ks", "LOCAL_KEYSPACE": "loc", "ASTRA_DB_KEYSPACE": "ast"}
+def test_cassandra_keyspace_and_the_same_older_name_agree():
+    env = {"CASSANDRA_KEYSPACE": "main_ks", "LOCAL_KEYSPACE": "main_ks", "ASTRA_DB_KEYSPACE": "Main_Ks"}
     assert load(env).resolved_keyspace() == "main_ks"
     assert load({**env, "ASTRA_DB_APPLICATION_TOKEN": TOKEN}).resolved_keyspace() == "main_ks"
+
+
+@pytest.mark.parametrize("older", ["ASTRA_DB_KEYSPACE", "LOCAL_KEYSPACE"])
+def test_cassandra_keyspace_conflicting_with_an_older_name_is_refused(older):
+    with pytest.raises(SettingsError) as info:
+        load({"CASSANDRA_KEYSPACE": "demo", older: "my_ks", "ASTRA_DB_APPLICATION_TOKEN": TOKEN})
+    assert str(info.value) == (
+        f"CASSANDRA_KEYSPACE: 'demo' but {older} is 'my_ks': set one of the two (or the same name)"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["ASTRA_DB_SECURE_BUNDLE_PATH", "ASTRA_DB_ID", "TARGET_ASTRA_DB_SECURE_BUNDLE_PATH", "TARGET_ASTRA_DB_ID"]
+)
+def test_astra_database_without_its_token_is_refused(name, tmp_path):
+    bundle = astra_bundle(tmp_path / "secure-connect-db.zip")
+    value = str(bundle) if name.endswith("PATH") else "01234567-89ab-cdef-0123-456789abcdef"
+    with pytest.raises(SettingsError) as info:
+        load({name: value})
+    prefix = name.partition("ASTRA")[0]
+    assert str(info.value).startswith(f"{name}: set without {prefix}ASTRA_DB_APPLICATION_TOKEN, so it would be ignored")
+    assert load({name: value, f"{prefix}ASTRA_DB_APPLICATION_TOKEN": TOKEN}).require(name) == value
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "port"),
+    [
+        ("CASSANDRA_CONTACT_POINTS", "10.0.0.5:9042", "CASSANDRA_PORT"),
+        ("CASSANDRA_CONTACT_POINTS", "a.example.com, b.example.com:9142", "CASSANDRA_PORT"),
+        ("TARGET_CASSANDRA_CONTACT_POINTS", "[::1]:9042", "TARGET_CASSANDRA_PORT"),
+    ],
+)
+def test_contact_point_with_a_port_is_refused(name, raw, port):
+    with pytest.raises(SettingsError) as info:
+        load({name: raw})
+    assert f"has a port: give host names only, and the port in {port}" in str(info.value)
+    assert load({"CASSANDRA_CONTACT_POINTS": "::1, fe80::1"}).contact_points == ("::1", "fe80::1")
 
 
 def test_local_keyspace_is_used_without_astra_token():
@@ -357,6 +436,9 @@ FLAG_SAMPLES = {
     "--max-errors": "2.5%",
     "--scheduler": "tcp://10.0.0.1:8786",
     "--for": "LangChain",
+    "--keyspace": "My_Ks",
+    "--old-table": "Legacy",
+    "--target-table": "new_t",
 }
 
 
@@ -365,7 +447,8 @@ def test_flags_take_the_values_their_settings_take():
     assert settings.FLAGGED
     for var in settings.FLAGGED:
         option = next(p for p in migrate.main.params if p.name == var.attr)
-        assert option.opts == [var.flag] and f"[{var.name}]" in (option.help or "")
+        assert option.opts == [var.flag] and f"[{var.name}" in (option.help or "")
+        assert (f"default: {var.default_text}]" in (option.help or "")) == bool(var.default_text)
         sample = FLAG_SAMPLES.get(var.flag or "", "7")
         assert option.type.convert(sample, None, None) == var.parse(var.name, sample)
 
