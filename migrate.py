@@ -69,7 +69,7 @@ ACTIONS = {
         "only removes the job's state",
         ["--verify", "--replay", "--dry-run", "--restart", "--full", "--delete-extra"],
     ),
-    "--verify": ("compares the tables and copies nothing", ["--replay", "--dry-run", "--restart", "--full"]),
+    "--verify": ("compares the tables and copies nothing", ["--replay", "--restart", "--full"]),
     "--replay": ("copies the rows of its file, not the source's", ["--restart", "--full"]),
     "--dry-run": ("writes nothing, the job's state included", ["--restart", "--full"]),
 }
@@ -82,6 +82,11 @@ def check_combination(given: set[str]) -> None:
             raise UsageError(f"{action} and {clash} do not go together: {action} {what}")
     if "--delete-extra" in given and "--verify" not in given:
         raise UsageError("--delete-extra goes with --verify: it deletes the extra rows a verification finds")
+    if {"--verify", "--dry-run"} <= given and "--delete-extra" not in given:
+        raise UsageError(
+            "--verify and --dry-run do not go together: --verify compares the tables and writes nothing"
+            " (--verify --delete-extra --dry-run counts the rows it would delete)"
+        )
 
 
 @click.command(

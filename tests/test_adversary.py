@@ -336,7 +336,9 @@ def test_verify_delete_extra_dry_run_deletes_nothing(bundle, session: Session, k
     assert migrate(bundle, tmp_path, "m.json")[0] == 0
     for (key,) in session.execute(f"SELECT document_id FROM {qualified(keyspace, 'legacy')} LIMIT 2"):
         session.execute(f"DELETE FROM {qualified(keyspace, 'legacy')} WHERE document_id = %s", (key,))
-    result = bundle("migrate.py", "--verify", "--delete-extra", "--dry-run", "--yes", "--report", str(tmp_path / "d.json"))
+    result = bundle(
+        "migrate.py", "--verify", "--delete-extra", "--dry-run", "--yes", "--report", str(tmp_path / "d.json")
+    )
     report = read_report(tmp_path / "d.json")
     assert (result.code, report["extra_deleted"], report["dry_run"]) == (0, 2, True)
     assert "would be deleted" in result.out

@@ -58,7 +58,8 @@ def rejects(tmp_path: Path) -> Path:
         ),
         (
             ["--verify", "--dry-run"],
-            "error: --verify and --dry-run do not go together: --verify compares the tables and copies nothing",
+            "error: --verify and --dry-run do not go together: --verify compares the tables and writes nothing"
+            " (--verify --delete-extra --dry-run counts the rows it would delete)",
         ),
         (
             ["--replay", "REJECTS", "--restart"],
