@@ -52,12 +52,19 @@ from cassio_migration.connect import close_session, open_session
 from cassio_migration.cql import identifier
 from cassio_migration.job import ConnectionSpec
 from cassio_migration.seed import create_keyspace
+from cassio_migration.state import TABLES as STATE_TABLES
 from settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 SOURCE = "legacy"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
+STATE_TABLES = (
+    "cassio_migration_jobs",
+    "cassio_migration_ranges",
+    "cassio_migration_digests",
+    "cassio_migration_leases",
+)
 MEMORY_RESULTS = ROOT / "bench" / "results" / "memory.json"
 # Defaults: ~15 min on a quiet 2-core machine. On Java 17 jvector indexes a 1536-dim row in ~11 ms of node
 # CPU (no SIMD), ~160 rows/s for any client: 10,000 rows take 60-90 s per program, steady to a few %.
@@ -312,6 +319,9 @@ def run_rep(
     target = target or f"{program.slug}_r{rep}"
     if program is not VERIFY:
         drop_table(session, cfg.keyspace, target)
+        # Each program makes the state tables of its own version (a baseline's may have other columns).
+        for table in STATE_TABLES:
+            drop_table(session, cfg.keyspace, table)
     # Flushes and compactions left by the previous program would slow this one down.
     idle_wait = wait_idle(session, cfg.keyspace)
     report_path = os.path.join(workdir, f"{program.slug}-{target}.json")
