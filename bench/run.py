@@ -59,12 +59,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SOURCE = "legacy"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-STATE_TABLES = (
-    "cassio_migration_jobs",
-    "cassio_migration_ranges",
-    "cassio_migration_digests",
-    "cassio_migration_leases",
-)
 MEMORY_RESULTS = ROOT / "bench" / "results" / "memory.json"
 # Defaults: ~15 min on a quiet 2-core machine. On Java 17 jvector indexes a 1536-dim row in ~11 ms of node
 # CPU (no SIMD), ~160 rows/s for any client: 10,000 rows take 60-90 s per program, steady to a few %.
