@@ -362,7 +362,7 @@ class Settings:
         " never above MIGRATION_CONCURRENCY; fixed: always MIGRATION_CONCURRENCY")
     lease_s: float = _setting(
         "MIGRATION_LEASE_SECONDS", _float(5.0), 60.0,
-        "a run holds its job's lease (one run of a job at a time) and renews it every third of this;"
+        "a run holds its job's lease (one run of a job at a time) and renews it every quarter of this;"
         " a run that crashed lets it go after this long")
     max_errors: MaxErrors = _setting(
         "MIGRATION_MAX_ERRORS", _budget, MaxErrors(),

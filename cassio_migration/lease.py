@@ -1,8 +1,10 @@
 """One run of a job at a time: a lease on the job, taken with a lightweight transaction.
 
 The lease is a row beside the job's state with a TTL, so that a run that crashed lets it go by
-itself; one that ran on this machine and is gone is taken over at once. The run that holds it renews it every third of its time; a run that cannot renew it
-(another run took it over after it expired: this one was paused or cut off too long) stops.
+itself; one that ran on this machine and is gone is taken over at once. The run that holds it
+renews it every quarter of its time. A run whose lease ran out while it could not reach the
+database (a busy node, a pause) takes it again if no other run took it meanwhile, and stops if
+one did.
 """
 
 from __future__ import annotations
@@ -72,7 +74,6 @@ class Lease:
         self._table = qualified(keyspace, LEASES)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._expires_ms = 0
 
     def create_table(self) -> None:
         self._execute(
@@ -87,15 +88,18 @@ class Lease:
     def _ttl(self) -> int:
         return max(1, round(self.seconds))
 
+    @property
+    def _insert(self) -> str:
+        return (
+            f"INSERT INTO {self._table} (job, owner, taken_at, expires_at) VALUES (%s, %s, %s, %s)"
+            f" IF NOT EXISTS USING TTL {self._ttl}"
+        )
+
     def acquire(self) -> None:
         """Take the lease, or raise LeaseHeld naming the run that holds it."""
         now = int(time.time() * 1000)
         expires = now + self._ttl * 1000
-        result = self._execute(
-            f"INSERT INTO {self._table} (job, owner, taken_at, expires_at) VALUES (%s, %s, %s, %s)"
-            f" IF NOT EXISTS USING TTL {self._ttl}",
-            (self.job, self.owner, now, expires),
-        )
+        result = self._execute(self._insert, (self.job, self.owner, now, expires))
         row = result.one()
         if not result.was_applied and _crashed_here(row.owner):
             # Its holder was a process of this machine that is gone (killed, or the machine restarted).
@@ -104,6 +108,8 @@ class Lease:
                 " WHERE job = %s IF owner = %s",
                 (self.owner, now, expires, self.job, row.owner),
             )
+            if not result.was_applied and getattr(result.one(), "owner", None) is None:
+                result = self._execute(self._insert, (self.job, self.owner, now, expires))  # it ran out meanwhile
             row = result.one()
         # A retried insert whose first try went through finds our own lease.
         if not result.was_applied and row.owner != self.owner:
@@ -115,38 +121,44 @@ class Lease:
                 f" since {_utc(_ms(row.taken_at))} UTC, renewed until {_utc(_ms(row.expires_at))} UTC ({left} s);"
                 " wait for that run to end (a run that crashed lets its lease go by then)"
             )
-        self._expires_ms = expires
         self._thread = threading.Thread(target=self._renew, name="lease", daemon=True)
         self._thread.start()
 
     def _renew(self) -> None:
-        """Renew every third of the lease; a failed try is tried again each second while the lease lasts."""
-        pause = self.seconds / 3
+        """Renew every quarter of the lease; a failed try is tried again each second, each try given a
+        short timeout (a busy node must not hold one renewal past the lease)."""
+        beat = self.seconds / 4
+        pause = beat
         while not self._stop.wait(pause):
             now = int(time.time() * 1000)
             try:
                 result = self.session.execute(
                     f"UPDATE {self._table} USING TTL {self._ttl} SET expires_at = %s WHERE job = %s IF owner = %s",
                     (now + self._ttl * 1000, self.job, self.owner),
+                    timeout=max(1.0, self.seconds / 8),
                 )
-            except Exception:  # a slow, busy or absent node: the lease may still be ours
-                if now + 1000 < self._expires_ms:
-                    pause = 1.0
-                    continue
-                result = None
-            if result is not None and result.was_applied:
-                self._expires_ms, pause = now + self._ttl * 1000, self.seconds / 3
+                if not result.was_applied and getattr(result.one(), "owner", None) is None:
+                    # Ran out while this run could not reach the database; nobody took it meanwhile.
+                    result = self.session.execute(
+                        self._insert,
+                        (self.job, self.owner, now, now + self._ttl * 1000),
+                        timeout=max(1.0, self.seconds / 8),
+                    )
+            except Exception:  # a slow, busy or absent node: try again in a second
+                pause = 1.0
                 continue
-            self.lost = True
-            return
+            if not result.was_applied:
+                self.lost = True  # another run holds the job now
+                return
+            pause = beat
 
     def check(self) -> None:
         """Raise FatalError if the lease was lost: another run may be working on the job now."""
         if self.lost:
             raise FatalError(
-                f"this run lost its lease on the job (it could not renew it within {self.seconds:g} s,"
-                " MIGRATION_LEASE_SECONDS) and stopped, so that two runs never work on one job at once;"
-                " run the same command again to resume"
+                f"this run lost its lease on the job: it could not renew it within {self.seconds:g} s"
+                " (MIGRATION_LEASE_SECONDS), and another run took the job meanwhile; this one stopped,"
+                " so that two runs never work on one job at once"
             )
 
     def release(self) -> None:

@@ -21,6 +21,7 @@ from cassandra.cluster import Session
 
 from cassio_migration.cql import qualified
 from cassio_migration.errors import FatalError
+from cassio_migration.lease import Lease
 from cassio_migration.plan import make_plan
 from cassio_migration.state import StateStore
 from tests.helpers import (
@@ -146,7 +147,8 @@ def test_a_second_run_of_the_same_job_is_refused_while_the_first_runs(
     bundle, session: Session, keyspace: str, tmp_path: Path, lease_row: Any
 ) -> None:
     assert bundle("create.py", "--rows", "1500", "--quiet").code == 0
-    first = start_migration(keyspace, tmp_path, "--splits", "16", "--rate-limit", "300")
+    # Slow (15 s and more), so that the first run still runs when the others start on a busy machine.
+    first = start_migration(keyspace, tmp_path, "--splits", "16", "--rate-limit", "100")
     wait_for_ranges(session, keyspace, first, 1)
     second = bundle("migrate.py", "--quiet")
     line = one_error_line(second.err)
@@ -154,6 +156,7 @@ def test_a_second_run_of_the_same_job_is_refused_while_the_first_runs(
     assert f"process {first.pid} on {socket.gethostname()} holds its lease" in line
     assert "wait for that run to end" in line
     restart = bundle("migrate.py", "--restart", "--yes", "--quiet")  # a restart cannot take the job away either
+    assert first.poll() is None, "the first run ended before the others started: the test proves nothing"
     assert restart.code == 2 and "holds its lease" in restart.err
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
@@ -346,3 +349,25 @@ def test_verify_delete_extra_dry_run_deletes_nothing(bundle, session: Session, k
     code, report, _ = migrate(bundle, tmp_path, "v.json", "--verify", "--delete-extra", "--yes")
     assert (code, report["extra_deleted"]) == (0, 2)
     assert count(session, keyspace, "migrated") == 18
+
+
+def test_a_lease_that_ran_out_is_taken_again_unless_another_run_took_it(
+    session: Session, keyspace: str, lease_row: Any
+) -> None:
+    held = Lease(session, keyspace, "migrated", seconds=4)
+    held.create_table()
+    with held:
+        # Ran out while this run could not reach the database, and nobody took it: taken again.
+        session.execute(f"DELETE FROM {qualified(keyspace, LEASES)} WHERE job = 'migrated'")
+        deadline = time.monotonic() + 5
+        while (lease_row() is None or lease_row().owner != held.owner) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert lease_row().owner == held.owner and not held.lost
+        # Another run took it meanwhile: this one learns it at its next renewal, and stops.
+        session.execute(f"UPDATE {qualified(keyspace, LEASES)} SET owner = 'elsewhere:1:x' WHERE job = 'migrated'")
+        deadline = time.monotonic() + 5
+        while not held.lost and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with pytest.raises(FatalError, match="another run took the job meanwhile"):
+            held.check()
+    assert lease_row().owner == "elsewhere:1:x"  # never let go of what is not its own
