@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -29,12 +30,22 @@ def dead_pid() -> int:
     return child.pid
 
 
-def test_crashed_here_only_for_a_gone_process_of_this_machine() -> None:
+@pytest.fixture
+def alive() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process of this machine: its own, so that a wrong signal harms no one else."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield child
+    child.kill()
+    child.wait()
+
+
+def test_crashed_here_only_for_a_gone_process_of_this_machine(alive: subprocess.Popen[bytes]) -> None:
     gone = dead_pid()
     assert _crashed_here(f"{HOST}:{gone}:abcd1234")
     assert _crashed_here(f"{HOST}:{gone}")  # no suffix
     assert not _crashed_here(f"{HOST}:{os.getpid()}:abcd1234")  # this very process
-    assert not _crashed_here(f"{HOST}:{os.getppid()}:abcd1234")  # alive
+    assert not _crashed_here(f"{HOST}:{alive.pid}:abcd1234")
+    assert alive.poll() is None  # asked, not signalled
     assert not _crashed_here(f"other-{HOST}:{gone}:abcd1234")  # another machine's: cannot tell
     assert not _crashed_here(f"{HOST}:x{gone}:abcd1234")
     assert not _crashed_here(None) and not _crashed_here("")
@@ -138,9 +149,9 @@ def test_a_takeover_that_loses_the_race_names_the_winner() -> None:
         Lease(session, "ks", "j", 30).acquire()  # type: ignore[arg-type]
 
 
-def test_a_live_holder_is_not_taken_over() -> None:
+def test_a_live_holder_is_not_taken_over(alive: subprocess.Popen[bytes]) -> None:
     now = int(time.time() * 1000)
-    session = Session(Result(False, f"{HOST}:{os.getppid()}:x", now, now + 30_000))
+    session = Session(Result(False, f"{HOST}:{alive.pid}:x", now, now + 30_000))
     with pytest.raises(LeaseHeld):
         Lease(session, "ks", "j", 30).acquire()  # type: ignore[arg-type]
     assert len(session.calls) == 1
