@@ -5,6 +5,7 @@ lost race does. A fake session answers the queries; the CQL itself is exercised 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -57,6 +58,8 @@ def concurrent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
     done: list[tuple[str, Any]] = []
 
     def run(session: Any, statement: Any, params: list[Any], **kwargs: Any) -> list[tuple[bool, Any]]:
+        # A few writes in flight, and a failed one returned, not raised (it is tried again alone).
+        assert isinstance(session, Session) and kwargs == {"concurrency": 8, "raise_on_first_error": False}
         done.extend((statement.query_string, p) for p in params)
         return [(True, None)] * len(params)
 
@@ -97,14 +100,28 @@ def test_a_new_job_starts_pass_one_over_the_plan_sorted(concurrent: list[tuple[s
     p = store(session).begin(CONTEXT, PLAN, restart=False)
     assert p == Pass(1, False, RANGES, set(), None)
     ((query, params),) = session.statements("INSERT")
-    assert query.endswith("IF NOT EXISTS") and params[:3] == ("ks.t", json.dumps(CONTEXT, sort_keys=True), 1)
+    assert query.startswith('INSERT INTO "ks"."cassio_migration_jobs" (') and query.endswith("IF NOT EXISTS")
+    assert params[:3] == ("ks.t", json.dumps(CONTEXT, sort_keys=True), 1)
+    assert abs(params[3] - time.time() * 1000) < 60_000  # the pass's start, in ms
     assert params[4:] == (2, None)  # two ranges, nothing known copied
+    assert session.executed[0] == ('SELECT * FROM "ks"."cassio_migration_jobs" WHERE job = %s', ("ks.t",))
     assert [p for _, p in concurrent] == [("ks.t", 1, r.start, r.end) for r in RANGES]
+    assert {q for q, _ in concurrent} == {
+        'INSERT INTO "ks"."cassio_migration_ranges" (job, pass_number, range_start, range_end, status)'
+        " VALUES (?, ?, ?, ?, 'pending')"
+    }
 
 
 def test_a_running_pass_is_resumed_with_its_done_ranges() -> None:
     session = Session(answers(job_row(4, "running", known=3), range_rows({MIN_TOKEN})))
     assert store(session).begin(CONTEXT, [], restart=False) == Pass(4, True, RANGES, {MIN_TOKEN}, 3)
+    assert session.statements("SELECT range_start, range_end, status") == [
+        (
+            'SELECT range_start, range_end, status FROM "ks"."cassio_migration_ranges"'
+            " WHERE job = %s AND pass_number = %s",
+            ("ks.t", 4),
+        )
+    ]
     assert session.statements("INSERT") == session.statements("UPDATE") == []
 
 
@@ -114,6 +131,7 @@ def test_after_a_completed_pass_the_next_one_goes_over_its_ranges_knowing_what_i
     session = Session(answers(job_row(4, "done", known=3)))
     p = store(session).begin(CONTEXT, [TokenRange(MIN_TOKEN, MAX_TOKEN)], restart=False)
     assert p == Pass(5, False, RANGES, set(), 4)  # the stored ranges, not the new plan
+    assert [p for _, p in session.statements("SELECT range_start, range_end")] == [("ks.t", 4)]
     ((query, params),) = session.statements("UPDATE")
     assert query.endswith("IF pass_number = %s") and params[1] == 5 and params[3:] == (2, 4, "ks.t", 4)
     assert {p[1] for _, p in concurrent} == {5}
@@ -128,7 +146,13 @@ def test_a_restart_starts_over_and_forgets_every_earlier_pass(concurrent: list[t
     deleted = [p for q, p in concurrent if q.startswith("DELETE")]
     # The records of passes 1 and 2, of the plan's ranges and of those the passes stored (start 5).
     assert sorted(deleted) == sorted(("ks.t", n, s) for n in (1, 2) for s in (MIN_TOKEN, 0, 5))
-    assert [p for _, p in session.statements("DELETE FROM")] == [("ks.t", 1), ("ks.t", 2)]
+    assert session.statements("DELETE FROM") == [
+        ('DELETE FROM "ks"."cassio_migration_ranges" WHERE job = %s AND pass_number = %s', ("ks.t", n)) for n in (1, 2)
+    ]
+    assert [p for _, p in session.statements("SELECT range_start FROM")] == [("ks.t", 1), ("ks.t", 2)]
+    assert {q for q, _ in concurrent if q.startswith("DELETE")} == {
+        'DELETE FROM "ks"."cassio_migration_digests" WHERE job = ? AND pass_number = ? AND range_start = ?'
+    }
 
 
 def test_a_pass_another_run_started_meanwhile_stops_this_run() -> None:
@@ -146,8 +170,10 @@ def test_a_plan_with_a_gap_is_never_stored() -> None:
 
 
 def test_the_state_of_another_job_is_refused_unless_restarting() -> None:
-    row = job_row(1, "done", context={**CONTEXT, "target": "ks.b"})
-    with pytest.raises(UsageError, match=r"belongs to a different job \(target: 'ks.b' -> 'ks.t'\)"):
+    row = job_row(1, "done", context={"source": "ks.a", "target": "ks.b"})
+    with pytest.raises(
+        UsageError, match=r"belongs to a different job \(source: 'ks.a' -> 'ks.old', target: 'ks.b' -> 'ks.t'\)"
+    ):
         store(Session(answers(row))).check_context(CONTEXT, restart=False)
     assert store(Session(answers(row))).check_context(CONTEXT, restart=True) is row
     same = job_row(1, "done")
@@ -177,8 +203,10 @@ def test_finishing_a_pass_drops_the_record_its_ranges_now_hold(concurrent: list[
     ],
 )
 def test_records_say_which_pass_holds_each_ranges_record(row: Any, done: set[int], expected: Any) -> None:
-    found = store(Session(answers(row, range_rows(done)))).records()
+    session = Session(answers(row, range_rows(done)))
+    found = store(session).records()
     assert found == ((RANGES, expected) if expected is not None else None)
+    assert all(p == ("ks.t", 3) for _, p in session.statements("SELECT range_start"))
 
 
 def test_records_of_a_keyspace_without_state_tables() -> None:
@@ -216,7 +244,9 @@ def test_results_read_the_done_ranges_with_their_counts() -> None:
         ),
         SimpleNamespace(range_start=20, range_end=30, status="running"),
     ]
-    results = store(Session(lambda q, p: Result(rows))).results(2)
+    session = Session(lambda q, p: Result(rows))
+    results = store(session).results(2)
+    assert session.executed[0][1] == ("ks.t", 2) and '"ks"."cassio_migration_ranges"' in session.executed[0][0]
     assert results == [
         RangeResult(0, 9, Counts(5, 3, 1, 1, 70), 1.5, WorkerId("h", 12, "t")),
         RangeResult(9, 20, Counts(), 0.0, WorkerId()),
@@ -230,15 +260,26 @@ def test_a_range_is_done_once_its_record_is_stored(concurrent: list[tuple[str, A
     store(session).range_done(2, result, digest)
     (delete, update) = session.executed
     assert delete == (delete[0], ("ks.t", 2, 0)) and delete[0].startswith("DELETE FROM")
-    assert concurrent == [(concurrent[0][0], ("ks.t", 2, 0, 0, (7).to_bytes(8, "little")))]
+    assert (
+        delete[0]
+        == 'DELETE FROM "ks"."cassio_migration_digests" WHERE job = %s AND pass_number = %s AND range_start = %s'
+    )
+    insert = 'INSERT INTO "ks"."cassio_migration_digests" (job, pass_number, range_start, chunk, hashes) VALUES (?, ?, ?, ?, ?)'
+    assert concurrent == [(insert, ("ks.t", 2, 0, 0, (7).to_bytes(8, "little")))]
+    assert update[0].startswith('UPDATE "ks"."cassio_migration_ranges" SET status = \'done\', rows_read = %s,')
+    assert update[0].endswith(" WHERE job = %s AND pass_number = %s AND range_start = %s")
     assert update[1][:5] == (5, 3, 1, 1, 70) and update[1][6:] == (1234, "h:12:t", "ks.t", 2, 0)
+    assert abs(update[1][5] - time.time() * 1000) < 60_000
 
 
 def test_a_digest_is_read_back_from_its_chunks() -> None:
     chunks = [SimpleNamespace(hashes=(h).to_bytes(8, "little")) for h in (9, 3)]
     session = Session(lambda q, p: Result(chunks))
     assert store(session).digest(2, 0).hashes.tolist() == [3, 9]
-    assert session.executed[0][1] == ("ks.t", 2, 0)
+    assert session.executed[0] == (
+        'SELECT hashes FROM "ks"."cassio_migration_digests" WHERE job = %s AND pass_number = %s AND range_start = %s',
+        ("ks.t", 2, 0),
+    )
 
 
 def test_an_old_state_table_gets_the_column_it_lacks() -> None:

@@ -11,18 +11,21 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from cassandra import InvalidRequest
 from cassio.table.cql import MockDBSession
 
+from cassio_migration import verify as verify_module
 from cassio_migration.digest import Digest, Records, row_hash
 from cassio_migration.job import Clusters, Job, RunOptions
 from cassio_migration.legacy import LegacyTable
-from cassio_migration.plan import TokenRange
+from cassio_migration.plan import MAX_TOKEN, MIN_TOKEN, TokenRange
+from cassio_migration.scan import source_select
 from cassio_migration.target import TargetSpec
 from cassio_migration.verify import RangeVerifier, VerifyCounts
 
 SOURCE = LegacyTable("ks", "legacy", "uuid", 3)
 TARGET = TargetSpec("ks", "t", "uuid", 3)
-RANGE = TokenRange(0, 100)
+RANGE = TokenRange(MIN_TOKEN, MAX_TOKEN)
 VECTOR = [0.6, 0.0, 0.8]
 
 
@@ -32,14 +35,16 @@ class Session(MockDBSession):
     cluster = SimpleNamespace(metadata=SimpleNamespace(token_map=None))
 
     def prepare(self, statement: str) -> Any:  # type: ignore[override]
-        return SimpleNamespace(query_string=statement, column_metadata=[], result_metadata=None)
+        # A UUID partition key's routing key is its 16 bytes.
+        bind = lambda values: SimpleNamespace(routing_key=values[0].bytes)  # noqa: E731
+        return SimpleNamespace(query_string=statement, column_metadata=[], result_metadata=None, bind=bind)
 
 
 def ids(n: int) -> list[uuid.UUID]:
     return [uuid.UUID(int=i + 1) for i in range(n)]
 
 
-A, B, C, D, E, X, Y = ids(7)
+A, B, C, D, E, F, X, Y, Z = ids(9)
 
 
 def source_row(key: uuid.UUID, doc: str, ts: int, token: int) -> tuple[Any, ...]:
@@ -47,56 +52,92 @@ def source_row(key: uuid.UUID, doc: str, ts: int, token: int) -> tuple[Any, ...]
     return (key, VECTOR, doc, '{"k": "v"}', ts, ts, ts, None, None, None, token)
 
 
-def verifier(options: RunOptions, copied: list[int]) -> tuple[RangeVerifier, Session]:
-    target = Session()
-    records = Records({RANGE.start: 1}, lambda number, start: Digest.of(array("Q", copied)))
-    v = RangeVerifier(Session(), target, Job(Clusters(), "ks", "legacy", "t"), options, SOURCE, TARGET, records)
-    return v, target
+def verifier(
+    options: RunOptions, copied: list[int], job: Job | None = None, target: TargetSpec = TARGET
+) -> tuple[RangeVerifier, Session]:
+    target_session = Session()
+    records = Records({MIN_TOKEN: 1}, lambda number, start: Digest.of(array("Q", copied)))
+    job = job or Job(Clusters(), "ks", "legacy", "t")
+    v = RangeVerifier(Session(), target_session, job, options, SOURCE, target, records)
+    return v, target_session
 
 
-def target_row(v: RangeVerifier, key: uuid.UUID, doc: str, ts: int, token: int) -> tuple[Any, ...]:
+def target_row(
+    v: RangeVerifier, key: Any, doc: str, ts: int, token: int, metadata: str = '{"k": "v"}'
+) -> tuple[Any, ...]:
     """As the target scan returns it: the columns cassio writes, the write times of the timed ones, the token."""
-    values = v.transformer.values(key, VECTOR, doc, '{"k": "v"}')
+    values = v.transformer.values(key if isinstance(key, uuid.UUID) else uuid.UUID(key), VECTOR, doc, metadata)
     assert isinstance(values, tuple)
     return (*values, *[ts] * len(v.transformer.timed), token)
 
 
-def run(options: RunOptions) -> tuple[VerifyCounts, list[Any]]:
+def scans(monkeypatch: pytest.MonkeyPatch, v: RangeVerifier, source: list[list[Any]], target: list[list[Any]]) -> None:
+    """The two range scans give these pages."""
+
+    def scan_pages(session: Any, statement: Any, bounds: Any, page_size: int, policy: Any, stop: Any, what: str) -> Any:
+        assert bounds == (RANGE.start, RANGE.end) and page_size == 77 and policy is v.policy
+        assert isinstance(stop, threading.Event)
+        if session is v.source:
+            assert statement is v.source_range and what == "reading the source"
+            return iter(source)
+        assert session is v.target and statement is v.target_range and what == "reading the target"
+        return iter(target)
+
+    monkeypatch.setattr(verify_module, "scan_pages", scan_pages)
+
+
+def run(monkeypatch: pytest.MonkeyPatch, options: RunOptions) -> tuple[VerifyCounts, list[Any], list[int]]:
     # A matches; B was never copied; C was copied, then deleted in the target; D differs at the same write
-    # time; E was rewritten by the application later; X is an extra the migration wrote; Y the application's.
+    # time; E was rewritten by the application later (its newest write time is the last); F is rejected by
+    # the rules; X is an extra the migration wrote; Y the application's.
     copied = [row_hash(str(k), 100) for k in (A, C, D, E, X)]
-    v, target = verifier(options, copied)
+    v, target = verifier(replace(options, page_size=77), copied)
     source = [
         source_row(A, "a", 100, 1),
         source_row(B, "b", 100, 2),
         source_row(C, "c", 100, 3),
         source_row(D, "d", 100, 4),
         source_row(E, "e", 100, 5),
+        (*source_row(F, "f", 100, 5)[:3], "[1]", *source_row(F, "f", 100, 5)[4:]),
     ]
+    newer = target_row(v, E, "app", 100, 5)
+    newer = (*newer[:-2], 200, newer[-1])
     targets = [
         target_row(v, A, "a", 100, 1),
         target_row(v, D, "changed", 100, 4),
-        target_row(v, E, "app", 200, 5),
+        newer,
         target_row(v, X, "x", 100, 6),
         target_row(v, Y, "y", 150, 7),
     ]
-    pages = {id(v.source): [source[:2], source[2:]], id(v.target): [targets[:3], targets[3:]]}
-    v._pages = lambda session, statement, r, stop: iter(pages[id(session)])  # type: ignore[method-assign]
+    scans(monkeypatch, v, [source[:2], source[2:]], [targets[:3], targets[3:]])
     progress: list[int] = []
     out = v.verify(RANGE, threading.Event(), progress.append)
-    assert out is not None and sum(progress) == 5
-    return out, target.statements
+    assert out is not None and progress == [1, 1, 1, 1, 2]  # a token with target rows only is no progress
+    return out, target.statements, progress
 
 
-def test_each_kind_of_row_gets_its_verdict_and_the_example_keys() -> None:
-    out, executed = run(RunOptions())
-    assert out.source_rows == 5 and not out.clean
+def test_the_scans_ask_for_the_range_with_tokens_and_write_times() -> None:
+    v, _ = verifier(RunOptions(), [])
+    timed = ", ".join(f"WRITETIME({c})" for c in v.transformer.timed)
+    assert v.source_range.query_string == source_select(SOURCE, with_token=True)
+    assert v.target_range.query_string == (
+        f'SELECT body_blob, vector, attributes_blob, metadata_s, row_id, {timed}, token(row_id) FROM "ks"."t"'
+        " WHERE token(row_id) > ? AND token(row_id) <= ?"
+    )
+    assert v.target_by_key.query_string.endswith('FROM "ks"."t" WHERE row_id = ?')
+    assert v.source_by_key.query_string == 'SELECT document_id FROM "ks"."legacy" WHERE document_id = ?'
+
+
+def test_each_kind_of_row_gets_its_verdict_and_the_example_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    out, executed, _ = run(monkeypatch, RunOptions())
+    assert out.source_rows == 6 and not out.clean
     assert {c: n for c, n in out.counts.items() if n} == {
         "matching": 1,
         "missing": 1,
         "deleted_in_target": 1,
         "different": 1,
         "target_newer": 1,
+        "rejected": 1,
         "extra": 2,
     }
     assert out.examples["missing"] == [str(B)] and out.examples["different"] == [str(D)]
@@ -104,8 +145,10 @@ def test_each_kind_of_row_gets_its_verdict_and_the_example_keys() -> None:
     assert executed == []  # without --delete-extra nothing is deleted
 
 
-def test_delete_extra_deletes_only_the_extra_the_migration_wrote_at_its_write_time() -> None:
-    out, executed = run(RunOptions(delete_extra=True))
+def test_delete_extra_deletes_only_the_extra_the_migration_wrote_at_its_write_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out, executed, _ = run(monkeypatch, RunOptions(delete_extra=True))
     assert (out.counts["extra_deleted"], out.counts["extra"]) == (1, 1)
     assert out.examples["extra_deleted"] == [str(X)] and out.examples["extra"] == [str(Y)]
     ((statement, params),) = executed
@@ -113,16 +156,25 @@ def test_delete_extra_deletes_only_the_extra_the_migration_wrote_at_its_write_ti
     assert params == (100, X)
 
 
-def test_dry_run_never_deletes() -> None:
-    out, executed = run(RunOptions(delete_extra=True, dry_run=True))
+def test_dry_run_never_deletes(monkeypatch: pytest.MonkeyPatch) -> None:
+    out, executed, _ = run(monkeypatch, RunOptions(delete_extra=True, dry_run=True))
     assert out.counts["extra_deleted"] == 1 and executed == []
 
 
-def test_a_stopped_verification_gives_no_verdict() -> None:
-    v, _ = verifier(RunOptions(), [])
+def test_without_a_record_a_missing_row_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    v = RangeVerifier(
+        Session(), Session(), Job(Clusters(), "ks", "legacy", "t"), RunOptions(page_size=77), SOURCE, TARGET
+    )
+    scans(monkeypatch, v, [[source_row(A, "a", 100, 1)]], [])
+    out = v.verify(RANGE, threading.Event())
+    assert out is not None and out.counts["missing"] == 1
+
+
+def test_a_stopped_verification_gives_no_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    v, _ = verifier(RunOptions(page_size=77), [])
     stop = threading.Event()
     stop.set()
-    v._pages = lambda session, statement, r, stop: iter([])  # type: ignore[method-assign]
+    scans(monkeypatch, v, [], [])
     assert v.verify(RANGE, stop) is None
 
 
@@ -133,3 +185,66 @@ def test_an_extra_without_a_write_time_is_never_deleted(delete_extra: bool) -> N
     out = VerifyCounts()
     v._extra(row, out, v.records.of_range(RANGE.start))
     assert out.counts["extra"] == 1 and target.statements == []
+
+
+def test_text_keys_are_compared_by_looking_rows_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A target whose keys are the source's UUIDs as text: its rows are found by key, extras by their source key."""
+    job = Job(Clusters(), "ks", "legacy", "t", target_key_type="text")
+    copied = [row_hash(str(k), 100) for k in (A, X)]
+    v, target = verifier(RunOptions(page_size=77, delete_extra=True), copied, job, TargetSpec("ks", "t", "text", 3))
+    assert v.transformer.same_order is False
+    in_target = {
+        str(A): target_row(v, A, "a", 100, 1),
+        str(D): target_row(v, D, "changed", 100, 4),
+        str(X): target_row(v, X, "x", 100, 6),
+        str(Y): target_row(v, Y, "y", 150, 7),
+        "not-a-uuid": (*target_row(v, Z, "z", 100, 8)[:4], "not-a-uuid", *target_row(v, Z, "z", 100, 8)[5:]),
+    }
+    in_source = {A, B, D}
+    source = [[source_row(A, "a", 100, 1), source_row(B, "b", 100, 2)], [source_row(D, "d", 100, 4)]]
+    scans(monkeypatch, v, source, [list(in_target.values())])
+    asked: list[tuple[str, list[Any]]] = []
+
+    def look_up(session: Any, statement: Any, keys: list[Any], concurrency: int, raise_on_first_error: bool) -> Any:
+        assert concurrency == 64 and raise_on_first_error is False
+        if session is v.target:
+            assert statement is v.target_by_key
+            asked.append(("target", keys))
+            return [(True, [in_target[k[0]]] if k[0] in in_target else []) for k in keys]
+        assert statement is v.source_by_key
+        asked.append(("source", keys))
+        return [(True, [(k[0],)] if k[0] in in_source else []) for k in keys]
+
+    monkeypatch.setattr(verify_module, "execute_concurrent_with_args", look_up)
+    progress: list[int] = []
+    out = v.verify(RANGE, threading.Event(), progress.append)
+    assert out is not None and progress == [2, 1]
+    assert asked[:2] == [("target", [(str(A),), (str(B),)]), ("target", [(str(D),)])]
+    assert asked[2:] == [("source", [(A,), (D,), (X,), (Y,)])]
+    assert {c: n for c, n in out.counts.items() if n} == {
+        "matching": 1,
+        "missing": 1,
+        "different": 1,
+        "extra": 2,
+        "extra_deleted": 1,
+    }
+    assert out.examples["extra"] == ["not-a-uuid", str(Y)] and out.examples["extra_deleted"] == [str(X)]
+    ((_, params),) = target.statements
+    assert params == (100, str(X))  # found by its token in the record of its source range
+
+
+def test_a_key_the_database_refuses_has_no_row_and_other_errors_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    v, _ = verifier(RunOptions(retry_seconds=0), [])
+
+    def look_up(session: Any, statement: Any, keys: list[Any], **kwargs: Any) -> Any:
+        return [(False, InvalidRequest("Key length of 70000 is longer than maximum of 65535")), (True, [("r",)])]
+
+    monkeypatch.setattr(verify_module, "execute_concurrent_with_args", look_up)
+    assert v._by_key(v.source, v.source_by_key, [("a",), ("b",)]) == [[], [("r",)]]
+
+    def broken(session: Any, statement: Any, keys: list[Any], **kwargs: Any) -> Any:
+        return [(False, InvalidRequest("unconfigured table t"))]
+
+    monkeypatch.setattr(verify_module, "execute_concurrent_with_args", broken)
+    with pytest.raises(InvalidRequest, match="unconfigured table"):  # not the row's: the run stops
+        v._by_key(v.target, v.target_by_key, [("a",)])
