@@ -35,3 +35,10 @@ def test_each_tally_has_its_own_collections() -> None:
     a.copied.append(1)
     a.refused.add(1)
     assert len(b.copied) == 0 and not b.refused and a.lock is not b.lock
+
+
+def test_the_record_holds_hashes_past_2_to_the_63() -> None:
+    tally = Tally()
+    tally.copied.extend([2**64 - 1, 5])
+    tally.refused.add(5)
+    assert tally.digest(None).hashes.tolist() == [2**64 - 1]

@@ -28,7 +28,7 @@ from cassio_migration.state import Counts, WorkerId
 from tests.test_verify_range import SOURCE, TARGET, VECTOR, Session, ids
 
 RANGE = TokenRange(0, 100)
-A, B, C, D, E = ids(5)
+A, B, C, D, E, F = ids(6)
 
 
 def row(key: uuid.UUID, ts: int | None, metadata: str = "{}", ttl: int | None = None) -> tuple[Any, ...]:
@@ -96,9 +96,10 @@ def copier(
     """`pages`: what each scan returns (`full`, `keys`); `rows`: the source rows looked up by key."""
     monkeypatch.setattr(copy_module, "WriteWindow", Window)
     Window.refuse, Window.submitted, Window.made = set(), [], []
+    source_session, target_session = Session(), Session()
     c = RangeCopier(
-        Session(),
-        Session(),
+        source_session,
+        target_session,
         job or Job(Clusters(), "ks", "legacy", "t"),
         options,
         SOURCE,
@@ -108,12 +109,15 @@ def copier(
         Budget(),
         Pace(8, slow_s=10),
     )
+    assert (c._source_session, c._target_session) == (source_session, target_session)
+    assert c.policy.seconds == options.retry_seconds
     scans = {source_select(SOURCE): pages.get("full", []), source_keys_select(SOURCE): pages.get("keys", [])}
 
     def scan_pages(session: Any, statement: Any, bounds: Any, page_size: int, policy: Any, stop: Any, **k: Any) -> Any:
         assert session is c._source_session and bounds == (RANGE.start, RANGE.end) and page_size == options.page_size
         assert policy is c.policy and isinstance(stop, threading.Event) and k["hosts"] == []
-        k["on_retry"]()  # one page read was tried again
+        k["on_retry"]()  # two page reads were tried again
+        k["on_retry"]()
         return iter(scans[statement.query_string])
 
     monkeypatch.setattr(copy_module, "scan_pages", scan_pages)
@@ -141,19 +145,23 @@ INSERT = (
 def test_a_first_pass_writes_each_row_with_its_write_time_and_ttl_and_rejects_the_others(
     rejects: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    full = [[row(B, None), row(A, 100, ttl=50)], [row(C, 300, metadata="[1]", ttl=70), row(E, 350, "7"), row(D, 400)]]
+    full = [
+        [row(B, None), row(A, 100, ttl=50), row(F, None)],
+        [row(C, 300, metadata="[1]", ttl=70), row(E, 350, "7"), row(D, 400)],
+    ]
     c = copier(rejects, RunOptions(batch_rows=3, batch_kib=2), monkeypatch, full=full)
     progress: list[int] = []
     out = c.copy(RANGE, None, threading.Event(), progress.append)
     assert out is not None
     result, record = out
-    assert result.counts == Counts(read=5, written=2, rejected=3, skipped=0, bytes=2 * 8) and result.counts.balanced
-    assert (result.start, result.end, result.read_retries, result.write_retries) == (0, 100, 1, 2)
-    assert progress == [2, 3] and c.budget.told == [(2, 1), (3, 2)]  # type: ignore[attr-defined]
+    assert result.counts == Counts(read=6, written=2, rejected=4, skipped=0, bytes=2 * 8) and result.counts.balanced
+    assert (result.start, result.end, result.read_retries, result.write_retries) == (0, 100, 2, 2)
+    assert progress == [3, 3] and c.budget.told == [(3, 2), (3, 2)]  # type: ignore[attr-defined]
     assert 0 <= result.duration_s < 10 and result.worker == WorkerId.current() and result.pace == c.pace.report()
     found = records(rejects)
     assert {k: r["reason"] for k, r in found.items()} == {
         str(B): "no_values",
+        str(F): "no_values",
         str(C): "metadata_not_object",
         str(E): "metadata_not_object",
     }

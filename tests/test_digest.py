@@ -51,6 +51,9 @@ def test_union_holds_both_and_ignores_nothing() -> None:
     assert a.union(b).hashes.tolist() == [1, 2, 3]
     assert a.union(None) is a and a.union(Digest()) is a
     assert Digest().union(b).hashes.tolist() == [2, 3]
+    # An empty record is of 64-bit unsigned hashes too: joined with big ones, they stay exact.
+    big = Digest.of(array("Q", [2**64 - 1, 2**64 - 2]))
+    assert Digest().hashes.dtype == np.uint64 and Digest().union(big).contains([2**64 - 2, 2**64 - 3]) == [True, False]
 
 
 def test_chunks_are_64_kib_of_little_endian_hashes_and_load_back() -> None:

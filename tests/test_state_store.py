@@ -175,6 +175,8 @@ def test_the_state_of_another_job_is_refused_unless_restarting() -> None:
         UsageError, match=r"belongs to a different job \(source: 'ks.a' -> 'ks.old', target: 'ks.b' -> 'ks.t'\)"
     ):
         store(Session(answers(row))).check_context(CONTEXT, restart=False)
+    with pytest.raises(UsageError, match=r"run with --restart to discard it, or choose another TARGET_TABLE$"):
+        store(Session(answers(row))).check_context(CONTEXT, restart=False)
     assert store(Session(answers(row))).check_context(CONTEXT, restart=True) is row
     same = job_row(1, "done")
     assert store(Session(answers(same))).check_context(CONTEXT, restart=False) is same
@@ -310,3 +312,13 @@ def test_writes_that_failed_are_tried_again_alone_and_a_refusal_stops(monkeypatc
     monkeypatch.setattr(state_module, "execute_concurrent_with_args", refused)
     with pytest.raises(FatalError, match=r"storing the plan failed: .*no; the state is saved"):
         store(Session())._execute_many(SimpleNamespace(query_string="q"), [1], "storing the plan")  # type: ignore[list-item]
+
+
+def test_a_started_range_names_its_worker() -> None:
+    session = Session()
+    store(session).range_started(2, TokenRange(0, 9), WorkerId("h", 12, "t"))
+    ((query, params),) = session.executed
+    assert query.startswith(
+        'UPDATE "ks"."cassio_migration_ranges" SET status = \'running\', started_at = %s, worker = %s'
+    )
+    assert abs(params[0] - time.time() * 1000) < 60_000 and params[1:] == ("h:12:t", "ks.t", 2, 0)

@@ -3,6 +3,7 @@ and --dry-run do to extras (the scans and the CQL are exercised on the real node
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from array import array
@@ -11,15 +12,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from cassandra import InvalidRequest
+from cassandra import InvalidRequest, OperationTimedOut
 from cassio.table.cql import MockDBSession
 
 from cassio_migration import verify as verify_module
 from cassio_migration.digest import Digest, Records, row_hash
+from cassio_migration.errors import FatalError
 from cassio_migration.job import Clusters, Job, RunOptions
 from cassio_migration.legacy import LegacyTable
 from cassio_migration.plan import MAX_TOKEN, MIN_TOKEN, TokenRange
-from cassio_migration.scan import source_select
+from cassio_migration.scan import source_row_select, source_select
 from cassio_migration.target import TargetSpec
 from cassio_migration.verify import RangeVerifier, VerifyCounts
 
@@ -55,10 +57,11 @@ def source_row(key: uuid.UUID, doc: str, ts: int, token: int) -> tuple[Any, ...]
 def verifier(
     options: RunOptions, copied: list[int], job: Job | None = None, target: TargetSpec = TARGET
 ) -> tuple[RangeVerifier, Session]:
-    target_session = Session()
+    source_session, target_session = Session(), Session()
     records = Records({MIN_TOKEN: 1}, lambda number, start: Digest.of(array("Q", copied)))
     job = job or Job(Clusters(), "ks", "legacy", "t")
-    v = RangeVerifier(Session(), target_session, job, options, SOURCE, target, records)
+    v = RangeVerifier(source_session, target_session, job, options, SOURCE, target, records)
+    assert (v.source, v.target, v.policy.seconds) == (source_session, target_session, options.retry_seconds)
     return v, target_session
 
 
@@ -126,6 +129,9 @@ def test_the_scans_ask_for_the_range_with_tokens_and_write_times() -> None:
     )
     assert v.target_by_key.query_string.endswith('FROM "ks"."t" WHERE row_id = ?')
     assert v.source_by_key.query_string == 'SELECT document_id FROM "ks"."legacy" WHERE document_id = ?'
+    clustered, _ = verifier(RunOptions(), [], target=TargetSpec("ks", "t", "uuid", 3, partition_id="p"))
+    assert clustered.target_by_key.query_string.endswith('FROM "ks"."t" WHERE partition_id = ? AND row_id = ?')
+    assert "token(partition_id) FROM" in clustered.target_range.query_string
 
 
 def test_each_kind_of_row_gets_its_verdict_and_the_example_keys(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,7 +207,8 @@ def test_text_keys_are_compared_by_looking_rows_up(monkeypatch: pytest.MonkeyPat
         "not-a-uuid": (*target_row(v, Z, "z", 100, 8)[:4], "not-a-uuid", *target_row(v, Z, "z", 100, 8)[5:]),
     }
     in_source = {A, B, D}
-    source = [[source_row(A, "a", 100, 1), source_row(B, "b", 100, 2)], [source_row(D, "d", 100, 4)]]
+    rejected = (*source_row(F, "f", 100, 5)[:3], "[1]", *source_row(F, "f", 100, 5)[4:])
+    source = [[source_row(A, "a", 100, 1), source_row(B, "b", 100, 2)], [source_row(D, "d", 100, 4), rejected]]
     scans(monkeypatch, v, source, [list(in_target.values())])
     asked: list[tuple[str, list[Any]]] = []
 
@@ -211,20 +218,21 @@ def test_text_keys_are_compared_by_looking_rows_up(monkeypatch: pytest.MonkeyPat
             assert statement is v.target_by_key
             asked.append(("target", keys))
             return [(True, [in_target[k[0]]] if k[0] in in_target else []) for k in keys]
-        assert statement is v.source_by_key
+        assert session is v.source and statement is v.source_by_key
         asked.append(("source", keys))
         return [(True, [(k[0],)] if k[0] in in_source else []) for k in keys]
 
     monkeypatch.setattr(verify_module, "execute_concurrent_with_args", look_up)
     progress: list[int] = []
     out = v.verify(RANGE, threading.Event(), progress.append)
-    assert out is not None and progress == [2, 1]
+    assert out is not None and progress == [2, 2]
     assert asked[:2] == [("target", [(str(A),), (str(B),)]), ("target", [(str(D),)])]
     assert asked[2:] == [("source", [(A,), (D,), (X,), (Y,)])]
     assert {c: n for c, n in out.counts.items() if n} == {
         "matching": 1,
         "missing": 1,
         "different": 1,
+        "rejected": 1,
         "extra": 2,
         "extra_deleted": 1,
     }
@@ -248,3 +256,48 @@ def test_a_key_the_database_refuses_has_no_row_and_other_errors_stop(monkeypatch
     monkeypatch.setattr(verify_module, "execute_concurrent_with_args", broken)
     with pytest.raises(InvalidRequest, match="unconfigured table"):  # not the row's: the run stops
         v._by_key(v.target, v.target_by_key, [("a",)])
+
+
+def test_a_lookup_that_keeps_failing_names_what_it_was_looking_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    v, _ = verifier(RunOptions(retry_seconds=0), [])
+
+    def timed_out(session: Any, statement: Any, keys: list[Any], **kwargs: Any) -> Any:
+        return [(False, OperationTimedOut("slow"))]
+
+    monkeypatch.setattr(verify_module, "execute_concurrent_with_args", timed_out)
+    with pytest.raises(FatalError, match=r"^looking up rows in the source still failed"):
+        v._by_key(v.source, v.source_by_key, [("a",)])
+    with pytest.raises(FatalError, match=r"^looking up rows in the target still failed"):
+        v._by_key(v.target, v.target_by_key, [("a",)])
+
+
+def test_a_row_whose_partition_field_changed_is_extra_in_its_old_partition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the partition from a metadata field, a target row is the source row's only while the field still says so."""
+    target = TargetSpec("ks", "t", "uuid", 3, partition_field="tenant")
+    v, _ = verifier(RunOptions(page_size=77), [], target=target)
+    assert v.source_by_key.query_string == source_row_select(SOURCE)
+
+    def source(key: uuid.UUID, tenant: str) -> tuple[Any, ...]:
+        return (key, VECTOR, "doc", json.dumps({"tenant": tenant}), 100, 100, 100, None, None, None)
+
+    def in_target(key: uuid.UUID, tenant: str) -> tuple[Any, ...]:
+        return target_row(v, key, "doc", 100, 1, metadata=json.dumps({"tenant": tenant}))
+
+    # A stays in acme; B moved from acme to beta (both its rows are in the target); C is gone from the source.
+    now = {A: source(A, "acme"), B: source(B, "beta")}
+    scans(
+        monkeypatch,
+        v,
+        [list(now.values())],
+        [[in_target(A, "acme"), in_target(B, "acme"), in_target(B, "beta"), in_target(C, "x")]],
+    )
+
+    def look_up(session: Any, statement: Any, keys: list[Any], **kwargs: Any) -> Any:
+        if session is v.target:
+            return [(True, [in_target(k[1], k[0])]) for k in keys]  # (partition, row_id): both there
+        return [(True, [now[k[0]]] if k[0] in now else []) for k in keys]
+
+    monkeypatch.setattr(verify_module, "execute_concurrent_with_args", look_up)
+    out = v.verify(RANGE, threading.Event())
+    assert out is not None and out.counts["matching"] == 2
+    assert out.counts["extra"] == 2 and out.examples["extra"] == [str(B), str(C)]
