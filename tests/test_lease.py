@@ -45,7 +45,8 @@ def test_crashed_here_only_for_a_gone_process_of_this_machine(alive: subprocess.
     assert _crashed_here(f"{HOST}:{gone}")  # no suffix
     assert not _crashed_here(f"{HOST}:{os.getpid()}:abcd1234")  # this very process
     assert not _crashed_here(f"{HOST}:{alive.pid}:abcd1234")
-    assert alive.poll() is None  # asked, not signalled
+    with pytest.raises(subprocess.TimeoutExpired):  # asked, not signalled
+        alive.wait(0.5)
     assert not _crashed_here(f"other-{HOST}:{gone}:abcd1234")  # another machine's: cannot tell
     assert not _crashed_here(f"{HOST}:x{gone}:abcd1234")
     assert not _crashed_here(None) and not _crashed_here("")
@@ -59,7 +60,16 @@ def test_crashed_here_is_false_for_another_users_live_process(monkeypatch: pytes
     assert not _crashed_here(f"{HOST}:{os.getpid() + 1}:x")
 
 
-def test_timestamps_in_ms_and_as_printed() -> None:
+def test_timestamps_in_ms_and_as_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # UTC whatever the machine's time zone.
+    monkeypatch.setenv("TZ", "JST-9")  # a POSIX rule: no tz database needed
+    time.tzset()
+    try:
+        assert _ms(datetime(2026, 1, 2, 3, 4, 5, 678000)) == 1767323045678  # a naive datetime is UTC
+        assert _utc(1767323045678) == "2026-01-02 03:04:05"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
     assert _ms(datetime(2026, 1, 2, 3, 4, 5, 678000)) == 1767323045678  # a naive datetime is UTC
     assert _ms(None) == 0
     assert _utc(1767323045678) == "2026-01-02 03:04:05"
@@ -165,6 +175,7 @@ def test_the_ttl_is_whole_seconds_and_at_least_one() -> None:
 def test_renewals_keep_the_lease_and_a_refused_renewal_loses_it() -> None:
     session = Session(Result(True), Result(True), Result(True), Result(False, "thief:1:x"))
     lease = Lease(session, "ks", "j", 0.3)  # type: ignore[arg-type]
+    started_ms = time.time() * 1000
     lease.acquire()
     assert lease._thread is not None
     lease._thread.join(5)
@@ -172,6 +183,8 @@ def test_renewals_keep_the_lease_and_a_refused_renewal_loses_it() -> None:
     renewals = session.calls[1:]
     assert len(renewals) == 3 and all(q.startswith("UPDATE") and "IF owner = %s" in q for q, _ in renewals)
     assert all(p[1:] == ("j", lease.owner) for _, p in renewals)
+    # Each renewal sets the expiry a whole lease (1 s, rounded up) past its own time.
+    assert all(started_ms + 1000 <= p[0] <= time.time() * 1000 + 1000 for _, p in renewals)
     with pytest.raises(FatalError, match=r"lost its lease on the job \(it could not renew it within 0.3 s"):
         lease.check()
     lease.release()  # a lost lease is not deleted: it may be another run's now

@@ -513,3 +513,13 @@ def test_the_jobs_wrap_key_reaches_the_transformer() -> None:
     tr = transformer_for(spec_of("vector"), MockDBSession(), job)
     row = row_of(tr, tr.values(KEY, VECTOR, "doc", "[1, 2]"))
     assert tr.as_read(row)["metadata"] == {"legacy": "[1, 2]"}  # cassio stores the list as its JSON text
+
+
+def test_write_times_are_asked_of_every_value_column_but_collections() -> None:
+    # WRITETIME() of a map (metadata_s) is an error on the node.
+    timed = {k: transformer_for(spec_of(k), MockDBSession()).timed for k in ("vector", "history", "kvcache")}
+    assert timed == {
+        "vector": ("body_blob", "vector", "attributes_blob"),
+        "history": ("body_blob",),
+        "kvcache": ("body_blob",),
+    }
