@@ -129,6 +129,7 @@ def test_a_lease_held_elsewhere_names_its_holder_and_when_it_expires() -> None:
     message = str(raised.value)
     assert "process 4242 on other-host holds its lease since 2026-01-02 03:04:05 UTC" in message
     assert "(target ks.target)" in message and ("(20 s)" in message or "(21 s)" in message)
+    assert f"renewed until {_utc(now + 20_400)} UTC" in message
     assert raised.value.exit_code == 2 and lease._thread is None
 
 
@@ -200,6 +201,16 @@ def test_a_failed_renewal_is_tried_again_while_the_lease_lasts() -> None:
     lease._thread.join(10)
     # A third of the lease (1 s) to the failed try, 1 s to its retry, 1 s to the refused renewal.
     assert lease.lost and 2.5 < time.monotonic() - started < 6
+
+
+def test_a_renewal_extends_how_long_a_failed_one_is_tried_again() -> None:
+    # Renewed at 1 s (until 4 s), then a failure at 2 s: still ours, tried again at 3 s (refused).
+    session = Session(Result(True), Result(True), OSError("busy"), Result(False))
+    lease = Lease(session, "ks", "j", 3)  # type: ignore[arg-type]
+    lease.acquire()
+    assert lease._thread is not None
+    lease._thread.join(10)
+    assert lease.lost and len(session.calls) == 4
 
 
 def test_an_unrenewable_lease_past_its_expiry_is_lost() -> None:
