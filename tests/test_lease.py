@@ -110,7 +110,7 @@ def test_acquire_takes_a_free_lease_with_its_ttl_and_release_lets_it_go() -> Non
     before = int(time.time() * 1000)
     lease.acquire()
     query, (job, owner, taken, expires) = session.calls[0]
-    assert "IF NOT EXISTS USING TTL 30" in query
+    assert query.startswith('INSERT INTO "ks"."cassio_migration_leases" (') and "IF NOT EXISTS USING TTL 30" in query
     assert (job, owner) == ("ks.target", lease.owner) and owner.startswith(f"{HOST}:{os.getpid()}:")
     assert before <= taken <= before + 5000 and expires == taken + 30_000
     lease.check()
