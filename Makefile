@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv check test test-fast demo bench node-start node-stop clean
+.PHONY: venv check test test-fast demo bench node-start node-stop clean mutation
 
 # requirements-dev.txt: the migration's requirements.txt and the checks, tests and benchmark tools;
 # requirements-frameworks.txt: LangChain and LlamaIndex, for the tests that read migrated tables
@@ -35,6 +35,15 @@ demo: venv  ## create.py, migrate.py, migrate.py --verify on a local node
 bench: venv  ## the benchmark of docs/benchmark.md
 	scripts/with-node.sh $(PY) -m bench.run
 
+# Not in CI: mutmut over the modules that guard correctness ([tool.mutmut] in pyproject.toml), against
+# the offline tests; the score per module at the end. Results are cached in mutants/ (rm -rf it to
+# start over). MUTATION_JOBS: worker processes (each runs pytest).
+MUTATION_JOBS ?= 2
+mutation: venv  ## mutation testing of plan, transform, verify, rejects, state, copy, digest, lease (docs/mutation.md)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-mutation.txt
+	$(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS)
+	$(VENV)/bin/mutmut results --all true | $(PY) scripts/mutation-score.py
+
 node-start:
 	scripts/cassandra.sh start
 
@@ -42,4 +51,4 @@ node-stop:
 	scripts/cassandra.sh stop
 
 clean:
-	rm -rf runs last-error.txt .pytest_cache .mypy_cache .ruff_cache
+	rm -rf mutants runs last-error.txt .pytest_cache .mypy_cache .ruff_cache

@@ -5,21 +5,28 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
+from types import SimpleNamespace
 
 import pytest
+from cassandra import OperationTimedOut
 
+from cassio_migration.errors import SchemaError
 from cassio_migration.plan import (
     DEFAULT_RANGES,
     MAX_TOKEN,
     MIN_TOKEN,
+    MURMUR3,
     ROWS_PER_RANGE,
     PlanError,
     TokenRange,
     apportion,
     check_coverage,
+    estimated_rows,
     make_plan,
     range_count,
+    require_murmur3,
     ring_ranges,
+    ring_tokens,
     split,
 )
 
@@ -176,7 +183,7 @@ def test_check_coverage_accepts_single_whole_range():
 
 
 def test_check_coverage_rejects_no_ranges():
-    with pytest.raises(PlanError):
+    with pytest.raises(PlanError, match=r"^the plan has no ranges$"):
         check_coverage([])
 
 
@@ -275,8 +282,52 @@ def test_range_count_result_makes_a_valid_plan():
         ([1, 1, 1000], 10, [1, 1, 8]),  # tiny ranges keep one part; the others share the rest
         ([5, 2**40], 100, [1, 99]),
         ([2, 3], 100, [2, 3]),  # never more parts than tokens
+        ([2, 3], 6, [2, 3]),  # ... also when a share is exactly the width and a part is left over
         ([7, 7], 0, [1, 1]),
     ],
 )
 def test_apportion(widths: list[int], count: int, parts: list[int]) -> None:
     assert apportion(widths, count) == parts
+
+
+class Host:
+    def __init__(self, up: bool, counts: list[int] | Exception) -> None:
+        self.is_up, self.counts = up, counts
+
+
+class Session:
+    """Answers each node's size estimates (what plan.py asks a session, nothing more)."""
+
+    def __init__(self, hosts: list[Host], partitioner: str | None = MURMUR3, tokens: list[int] | None = None) -> None:
+        ring = SimpleNamespace(ring=[SimpleNamespace(value=t) for t in tokens]) if tokens is not None else None
+        metadata = SimpleNamespace(partitioner=partitioner, token_map=ring, all_hosts=lambda: hosts)
+        self.cluster = SimpleNamespace(metadata=metadata)
+        self.asked: list[tuple[str, tuple[str, str], Host, float]] = []
+
+    def execute(self, query: str, params: tuple[str, str], host: Host, timeout: float) -> list[SimpleNamespace]:
+        self.asked.append((query, params, host, timeout))
+        if isinstance(host.counts, Exception):
+            raise host.counts
+        return [SimpleNamespace(partitions_count=n) for n in host.counts]
+
+
+def test_estimated_rows_sum_the_nodes_that_answer() -> None:
+    up, down, failing = Host(True, [100, 20]), Host(False, [1000]), Host(True, OperationTimedOut("slow"))
+    session = Session([up, down, failing, Host(True, [3])])
+    assert estimated_rows(session, "ks", "t") == 123  # type: ignore[arg-type]
+    assert [host for _, _, host, _ in session.asked] == [up, failing, session.cluster.metadata.all_hosts()[3]]
+    query, params, _, timeout = session.asked[0]
+    assert "system.size_estimates" in query and params == ("ks", "t") and timeout == 10.0
+    assert estimated_rows(Session([]), "ks", "t") == 0  # type: ignore[arg-type]
+
+
+def test_a_partitioner_other_than_murmur3_is_refused_by_name() -> None:
+    require_murmur3(Session([]), "source")  # type: ignore[arg-type]
+    require_murmur3(Session([], partitioner=None), "source")  # type: ignore[arg-type]  # not read: not refused
+    with pytest.raises(SchemaError, match=r"^the target cluster uses RandomPartitioner: this tool plans token ranges"):
+        require_murmur3(Session([], partitioner="org.apache.cassandra.dht.RandomPartitioner"), "target")  # type: ignore[arg-type]
+
+
+def test_ring_tokens_are_the_token_maps() -> None:
+    assert ring_tokens(Session([], tokens=[5, -3])) == [5, -3]  # type: ignore[arg-type]
+    assert ring_tokens(Session([])) == []  # type: ignore[arg-type]  # no token map (not read yet)

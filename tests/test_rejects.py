@@ -94,3 +94,62 @@ def test_budget_check_total_judges_a_whole_pass() -> None:
     with pytest.raises(BudgetSpent):
         ErrorBudget(MaxErrors(share=0.5)).check_total(10, 6)  # a pass's share counts even under 1,000 rows
     ErrorBudget().check_total(10, 10)  # no limit
+
+
+def write_records(path: Path, *records: tuple[str, tuple[object, ...], int]) -> None:
+    """Records as the sink writes them: (key, scan row, TTL)."""
+    stream = io.StringIO()
+    sink = RejectSink(stream, SOURCE.layout.columns)
+    for key, row, ttl in records:
+        sink.write(key, "r", "d", row, 1700, ttl)
+    path.write_text(stream.getvalue(), encoding="utf-8")
+
+
+def test_a_record_is_readable_text_keeping_nulls_and_numbers() -> None:
+    stream = io.StringIO()
+    RejectSink(stream, SOURCE.layout.columns).write("k", "r", "d", (KEY, None, "doc é", 7), 1700, 0)
+    line = stream.getvalue()
+    assert "doc é" in line  # not \u00e9: the file is for people to read and fix
+    row = json.loads(line)["row"]
+    assert row["embedding_vector"] is None and row["metadata_blob"] == 7 and row["document_id"] == str(KEY)
+    assert abs(row["read_at"] - time.time()) < 60
+    RejectSink(None, SOURCE.layout.columns).write("k", "r", "d", (KEY,), 1700, 0)  # no stream: nothing to do
+
+
+def test_a_replayed_ttl_counts_down_from_the_time_the_row_was_read(tmp_path: Path) -> None:
+    path = tmp_path / "rejects.jsonl"
+    write_records(path, ("a", scan_row(3600), 3600))
+    (row,) = list(replay_rows(str(path), SOURCE))
+    assert 3590 <= row[7] <= 3600 and row[8:] == (None, None)
+
+
+def test_replay_skips_blank_lines_and_expired_rows_and_reads_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rejects.jsonl"
+    write_records(path, ("gone", scan_row(100), 100), ("last second", scan_row(101), 101), ("kept", scan_row(None), 0))
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for record in records:
+        record["row"]["read_at"] = 1_000_000
+    path.write_text("\n\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")  # blank lines between
+    monkeypatch.setattr(time, "time", lambda: 1_000_100.5)  # 100 s after the read
+    replayed = list(replay_rows(str(path), SOURCE))
+    # A TTL of 0 left would write the row with no TTL at all: it has expired, as in the source.
+    assert [r[7] for r in replayed] == [1, None]
+
+
+def test_a_vector_set_to_null_in_the_file_replays_as_null(tmp_path: Path) -> None:
+    path = tmp_path / "rejects.jsonl"
+    write_records(path, ("a", scan_row(None), 0))
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["row"]["embedding_vector_b64"] = None  # the user's fix: no vector
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    (row,) = list(replay_rows(str(path), SOURCE))
+    assert row[:4] == (KEY, None, "doc é", "{broken")
+
+
+def test_merge_rejects_reads_on_past_a_line_that_is_not_a_record(tmp_path: Path) -> None:
+    (tmp_path / "rejects-h-1.jsonl").write_text('{"no key": 1}\nnot json\n{"key": "a"}\n')
+    assert merge_rejects(str(tmp_path)) == ["rejects-h-1.jsonl"]
+    assert (tmp_path / "rejects.jsonl").read_text() == '{"key": "a"}\n'
+    assert merge_rejects(str(tmp_path)) == []

@@ -31,3 +31,7 @@ def test_context_differences_name_each_changed_key() -> None:
         "new: None -> True",
     ]
     assert context_differences(stored, dict(stored)) == []
+
+
+def test_a_worker_thread_name_may_hold_colons() -> None:
+    assert WorkerId.parse("host:12:pool:range_3") == WorkerId("host", 12, "pool:range_3")

@@ -13,7 +13,7 @@ from cassio.table.tables import MetadataVectorCassandraTable
 
 from cassio_migration.job import Clusters, Job
 from cassio_migration.target import TargetSpec
-from cassio_migration.transform import Reject, VectorTransformer, transformer_for
+from cassio_migration.transform import KVCacheTransformer, Reject, VectorTransformer, transformer_for
 
 KEY = uuid.UUID("6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b")
 VECTOR = [0.6, 0.0, 0.8]
@@ -448,3 +448,78 @@ def test_clustered_key_to_text_maps_back_to_uuids() -> None:
     assert row["row_id"] == str(KEY)
     assert tr.source_key(("p", str(KEY))) == (KEY,)
     assert tr.source_key(("p", "not-a-uuid")) is None
+
+
+# --- what the mutation run found untested (docs/mutation.md) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cache_key", "reason", "detail"),
+    [
+        # Parsed, but str(list) gives other text: verify and --delete-extra could not find the source row back.
+        ('["a", "b"]', "cache_key_not_canonical", "(\"['a', 'b']\" would be)"),
+        ("['a' , 'b']", "cache_key_not_canonical", "(\"['a', 'b']\" would be)"),
+        ("[1e999, 'x']", "cache_key_not_canonical", "(\"[inf, 'x']\" would be)"),
+        ("('a', 'b')", "cache_key_malformed", "not a list of 2 values (one per name in key_desc)"),
+        ("[1, 2", "cache_key_malformed", "not the str() of a list (SyntaxError)"),
+        ("[{1}, 'x']", "cache_key_unstorable", "(TypeError: Object of type set is not JSON serializable)"),
+        ("[b'x', 'y']", "cache_key_unstorable", "(TypeError: Object of type bytes is not JSON serializable)"),
+    ],
+)
+def test_kvcache_keys_that_would_not_round_trip_are_rejected_with_the_form(
+    cache_key: str, reason: str, detail: str
+) -> None:
+    tr = transformer_for(spec_of("kvcache"), MockDBSession())
+    out = tr.values("p/q", cache_key, "v")
+    assert out == Reject(reason, out.detail) and detail in out.detail  # type: ignore[union-attr]
+
+
+def test_kvcache_keeps_one_cassio_table_per_key_desc() -> None:
+    tr = transformer_for(spec_of("kvcache"), MockDBSession())
+    assert isinstance(tr, KVCacheTransformer)
+    first = tr._table_for("a/b")
+    assert tr._table_for("a/b") is first and tr._table_for("a/c") is not first
+
+
+@pytest.mark.parametrize("kind", ["vector", "history", "kvcache"])
+def test_a_transformer_never_creates_tables(kind: str) -> None:
+    # The target is created once, by create/migrate; a transformer is built in every worker.
+    session = MockDBSession()
+    tr = transformer_for(spec_of(kind), session)
+    if kind == "kvcache":
+        tr.values("p/q", "['a', 'b']", "v")
+    assert session.statements == []
+
+
+def test_reject_details_name_what_is_wrong() -> None:
+    tr = transformer_for(spec_of("vector", partition_field="tenant"), MockDBSession())
+    assert "metadata_blob is not JSON (" in tr.values(KEY, VECTOR, "doc", "{oops").detail  # type: ignore[union-attr]
+    assert tr.values(KEY, VECTOR, "doc", "{}").detail == "metadata has no 'tenant' for the partition"  # type: ignore[union-attr]
+    out = tr.values(KEY, VECTOR, "doc", '{"tenant": [1]}')
+    assert out.detail == "metadata 'tenant' is a list, not text"  # type: ignore[union-attr]
+
+
+def test_same_order_only_for_an_unclustered_target_keeping_the_key_type() -> None:
+    # Verification merges the two scans by token only when the target row has the source row's token.
+    assert transformer_for(spec_of("vector"), MockDBSession()).same_order is True
+    job = Job(Clusters(), "ks", "old", "t", target_key_type="text")
+    text = transformer_for(spec_of("vector", key_type="text"), MockDBSession(), job)
+    assert text.same_order is False and text.source_key((str(KEY),)) == (KEY,)
+    assert transformer_for(spec_of("vector"), MockDBSession()).source_key((KEY,)) == (KEY,)
+
+
+def test_the_jobs_wrap_key_reaches_the_transformer() -> None:
+    job = Job(Clusters(), "ks", "old", "t", metadata_wrap_key="legacy")
+    tr = transformer_for(spec_of("vector"), MockDBSession(), job)
+    row = row_of(tr, tr.values(KEY, VECTOR, "doc", "[1, 2]"))
+    assert tr.as_read(row)["metadata"] == {"legacy": "[1, 2]"}  # cassio stores the list as its JSON text
+
+
+def test_write_times_are_asked_of_every_value_column_but_collections() -> None:
+    # WRITETIME() of a map (metadata_s) is an error on the node.
+    timed = {k: transformer_for(spec_of(k), MockDBSession()).timed for k in ("vector", "history", "kvcache")}
+    assert timed == {
+        "vector": ("body_blob", "vector", "attributes_blob"),
+        "history": ("body_blob",),
+        "kvcache": ("body_blob",),
+    }

@@ -77,3 +77,25 @@ def test_counts_merge_keeps_a_few_examples() -> None:
     assert (a.source_rows, a.counts["missing"], a.counts["matching"]) == (9, 8, 1)
     assert a.examples["missing"] == ["a0", "a1", "a2", "a3", "b0"] and a.examples["matching"] == []
     assert not a.clean and VerifyCounts().clean
+
+
+def test_counts_keep_at_most_five_examples_and_none_of_matching_rows() -> None:
+    counts = VerifyCounts()
+    for i in range(7):
+        counts.add("missing", i)
+        counts.add("matching", i)
+    assert counts.counts["missing"] == 7 and counts.counts["matching"] == 7
+    assert counts.examples["missing"] == ["0", "1", "2", "3", "4"] and counts.examples["matching"] == []
+
+
+def test_by_token_reads_the_token_from_the_last_column() -> None:
+    # Rows as the scans return them: (key, a value, token); rows with the same value but other tokens.
+    pages = [[("a", "v", 1), ("b", "v", 2)], [("c", "w", 2)]]
+    assert list(by_token(pages)) == [(1, [("a", "v", 1)]), (2, [("b", "v", 2), ("c", "w", 2)])]
+
+
+def test_merge_ends_when_both_scans_end_on_the_same_token() -> None:
+    source = by_token([[("s1", 1), ("s2", 2)]])
+    target = by_token([[("t2", 2)]])
+    assert list(merged(source, target)) == [([("s1", 1)], []), ([("s2", 2)], [("t2", 2)])]
+    assert list(merged(by_token([[("s", 1)]]), by_token([[("t", 1)]]))) == [([("s", 1)], [("t", 1)])]
