@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from typing import Any
 
 from .connect import Sessions, open_sessions
@@ -16,7 +17,16 @@ from .frameworks import detect, detection_line, preset, sample_rows
 from .handoff import open_with
 from .job import Job, RunOptions
 from .legacy import LegacyTable, describe_source
-from .plan import MAX_TOKEN, MIN_TOKEN, TokenRange, estimated_rows, make_plan, range_count, ring_tokens
+from .plan import (
+    MAX_TOKEN,
+    MIN_TOKEN,
+    TokenRange,
+    estimated_rows,
+    make_plan,
+    range_count,
+    ring_tokens,
+    sampled_rows,
+)
 from .rejects import RUN_FILE, ErrorBudget, merge_rejects, replay_rows, worker_file
 from .report import MigrateSummary, Progress, VerifySummary, run_folder, write_json
 from .retry import RetryPolicy
@@ -66,6 +76,9 @@ def _open_job(sessions: Sessions, job: Job, options: RunOptions, echo: Echo) -> 
 
 def _plan(sessions: Sessions, source: LegacyTable, options: RunOptions) -> list[TokenRange]:
     estimate = estimated_rows(sessions.plain, source.keyspace, source.table)
+    if not estimate and not options.splits:  # no estimates (yet, or ever: Astra DB may keep none)
+        sample = (sessions.plain, source.keyspace, source.table, source.layout.partition_key)
+        estimate = sampled_rows(*sample, RetryPolicy(options.retry_seconds))
     count = range_count(estimate, options.splits, options.parallel_ranges, options.rows_per_range)
     return make_plan(ring_tokens(sessions.plain), count)
 
@@ -130,6 +143,7 @@ def migrate(job: Job, options: RunOptions, echo: Echo) -> MigrateSummary:
     """Copy the source into the target: resume the running pass, or start a new one."""
     started = time.monotonic()
     with open_sessions(job.clusters) as sessions:
+        job = replace(job, clusters=sessions.clusters)  # a bundle fetched by database id goes to the workers
         job, source, target = _open_job(sessions, job, options, echo)
         planned = _plan(sessions, source, options)
         summary = MigrateSummary("running", *job.clusters.names(source.name, target.name), dry_run=options.dry_run)
@@ -174,6 +188,7 @@ def replay(job: Job, options: RunOptions, rejects_file: str, echo: Echo) -> Migr
         raise UsageError(f"--replay {rejects_file}: no such file")
     started = time.monotonic()
     with open_sessions(job.clusters) as sessions:
+        job = replace(job, clusters=sessions.clusters)  # a bundle fetched by database id goes to the workers
         job, source, target = _open_job(sessions, job, options, echo)
         summary = MigrateSummary(
             "running", rejects_file, job.clusters.names("", target.name)[1], dry_run=options.dry_run
@@ -214,6 +229,7 @@ def verify(job: Job, options: RunOptions, echo: Echo) -> VerifySummary:
     """Compare every source row with its target row as cassio 0.1.x reads it."""
     started = time.monotonic()
     with open_sessions(job.clusters) as sessions:
+        job = replace(job, clusters=sessions.clusters)  # a bundle fetched by database id goes to the workers
         job, source, target = _tables(sessions, job)
         try:
             exists = check_target(sessions.target_plain, target)
