@@ -301,7 +301,8 @@ def _connect(spec: ConnectionSpec, cluster: Cluster) -> Session:
             ) from None
         reasons = "; ".join(sorted({type(e).__name__ + ": " + str(e) for e in exc.errors.values()}))
         if spec.is_astra:
-            proxy = ", ".join(sorted({f"{e.address}:{e.port}" for e in exc.errors})) or "the bundle's proxy"
+            # The keys are the nodes' SNI endpoints (or their text: "proxy host:port:host id").
+            proxy = ", ".join(sorted({":".join(str(e).split(":")[:2]) for e in exc.errors})) or "the bundle's proxy"
             raise FatalError(
                 f"cannot reach Astra DB's proxy at {proxy} ({reasons[:200]}): its metadata service answered, so the"
                 " database exists and is awake; check that this machine may connect there (a firewall, or the"
@@ -394,20 +395,20 @@ def open_sessions(clusters: Clusters) -> Iterator[Sessions]:
 
 
 _GUARDRAIL = re.compile(r"Guardrail (\w+) violated: (.*?)(?:\"|$)")
-_THRESHOLD = re.compile(r"fail threshold of (\d+)")
+_THRESHOLD = re.compile(r"(?:fail threshold of|more than) (\d+)")
 _UNAUTHORIZED = re.compile(r"User (\S+) has no (\w+) permission on <([^>]+)>")
 # What a user does about each of Astra DB's limits, by the guardrail that emulates it.
 _LIMITS = {
     "tables": (
-        "tables per database",
+        "{}tables per database",
         "drop tables the database no longer needs (a migration adds three: the target and two state"
         " tables) or ask Astra's support for a higher limit, then run again",
     ),
     "secondary_indexes_per_table": (
-        "indexes per table",
+        "{}indexes per table",
         "index fewer metadata keys (METADATA_INDEXING=allow:KEY1,KEY2 or none), then run again",
     ),
-    "write_consistency_levels": ("write consistency levels", "set MIGRATION_CONSISTENCY=local_quorum (the default)"),
+    "write_consistency_levels": ("{}write consistency levels", "set MIGRATION_CONSISTENCY=local_quorum (the default)"),
 }
 
 
@@ -418,10 +419,10 @@ def refusal(exc: BaseException) -> MigrationError | None:
     found = _GUARDRAIL.search(text)
     if found:
         name, detail = found.groups()
-        limit, todo = _LIMITS.get(name, (name, "ask the database's administrator (Astra: its support)"))
+        limit, todo = _LIMITS.get(name, ("{}" + name, "ask the database's administrator (Astra: its support)"))
         threshold = _THRESHOLD.search(detail)
-        at = f" ({threshold.group(1)})" if threshold else ""
-        return UsageError(f"the database refused it at its limit{at} of {limit} (guardrail {name}: {detail}): {todo}")
+        label = limit.format(f"{threshold.group(1)} " if threshold else "")
+        return UsageError(f"the database refused this at its limit of {label} (guardrail {name}: {detail}): {todo}")
     found = _UNAUTHORIZED.search(text)
     if found:
         role, permission, resource = found.groups()

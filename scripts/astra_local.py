@@ -68,6 +68,9 @@ def setup(workdir: Path) -> None:
     rf = min(3, len(hosts))
     replication = f"{{'class': 'NetworkTopologyStrategy', '{LOCAL_DC}': {rf}}}"
     if not admin_file.exists():
+        # Astra has no default superuser: nobody logs in as cassandra/cassandra. (Before system_auth's
+        # new replicas: they hold none of the roles made so far.)
+        session.execute("ALTER ROLE cassandra WITH PASSWORD = %s", (secrets.token_urlsafe(24),))
         # Every node holds the roles, so that a node lost mid-run takes no login with it.
         session.execute(f"ALTER KEYSPACE system_auth WITH replication = {replication}")
         _private(admin_file, secrets.token_urlsafe(24))
@@ -75,8 +78,6 @@ def setup(workdir: Path) -> None:
             "CREATE ROLE IF NOT EXISTS admin WITH SUPERUSER = true AND LOGIN = true AND PASSWORD = %s",
             (admin_file.read_text(),),
         )
-        # Astra has no default superuser: nobody logs in as cassandra/cassandra.
-        session.execute("ALTER ROLE cassandra WITH PASSWORD = %s", (secrets.token_urlsafe(24),))
     token_file = workdir / "token"
     if not token_file.exists():
         _private(token_file, f"AstraCS:{secrets.token_hex(12)}:{secrets.token_hex(32)}")
@@ -89,10 +90,7 @@ def setup(workdir: Path) -> None:
     # no CREATE KEYSPACE (no permission on ALL KEYSPACES), and guardrails apply (not a superuser).
     for permission in ("CREATE", "ALTER", "DROP", "SELECT", "MODIFY"):
         session.execute(f'GRANT {permission} ON KEYSPACE {keyspace} TO "token"')
-    ids = {str(r.rpc_address): str(r.host_id) for r in session.execute("SELECT rpc_address, host_id FROM system.local")}
-    ids.update(
-        {str(r.rpc_address): str(r.host_id) for r in session.execute("SELECT rpc_address, host_id FROM system.peers")}
-    )
+    ids = {h.address: str(h.host_id) for h in cluster.metadata.all_hosts()}
     cluster.shutdown()
     (workdir / "host_ids").write_text("".join(f"{ids[h]}\n" for h in hosts))
 
