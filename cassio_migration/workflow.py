@@ -76,10 +76,12 @@ def _open_job(sessions: Sessions, job: Job, options: RunOptions, echo: Echo) -> 
 
 def _plan(sessions: Sessions, source: LegacyTable, options: RunOptions) -> list[TokenRange]:
     estimate = estimated_rows(sessions.plain, source.keyspace, source.table)
-    if not estimate and not options.splits:  # no estimates (yet, or ever: Astra DB may keep none)
-        sample = (sessions.plain, source.keyspace, source.table, source.layout.partition_key)
-        estimate = sampled_rows(*sample, RetryPolicy(options.retry_seconds))
     count = range_count(estimate, options.splits, options.parallel_ranges, options.rows_per_range)
+    if not estimate and not options.splits:  # no estimates (yet, or ever: Astra DB may keep none)
+        key = source.layout.partition_key
+        sampled = sampled_rows(sessions.plain, source.keyspace, source.table, key, RetryPolicy(options.retry_seconds))
+        # Only ever more ranges than a table without estimates gets: a large table, small ranges.
+        count = max(count, range_count(sampled, 0, options.parallel_ranges, options.rows_per_range))
     return make_plan(ring_tokens(sessions.plain), count)
 
 
@@ -188,7 +190,6 @@ def replay(job: Job, options: RunOptions, rejects_file: str, echo: Echo) -> Migr
         raise UsageError(f"--replay {rejects_file}: no such file")
     started = time.monotonic()
     with open_sessions(job.clusters) as sessions:
-        job = replace(job, clusters=sessions.clusters)  # a bundle fetched by database id goes to the workers
         job, source, target = _open_job(sessions, job, options, echo)
         summary = MigrateSummary(
             "running", rejects_file, job.clusters.names("", target.name)[1], dry_run=options.dry_run

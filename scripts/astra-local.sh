@@ -131,6 +131,8 @@ start_nodes() {
         local -a args
         mapfile -t args < <(jvm_args)
         args+=(-XX:TieredStopAtLevel=1) # half the start-up CPU: the stack is for tests
+        # The roles on every node from the first boot on: a node lost takes no login with it.
+        args+=("-Dcassandra.system_auth.default_rf=$((n < 3 ? n : 3))")
         launch_node "${args[@]}"
         echo "Starting node$I on $HOST:$PORT (pid $LAUNCHED_PID, dir $NODE)"
     done

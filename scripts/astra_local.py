@@ -68,11 +68,8 @@ def setup(workdir: Path) -> None:
     rf = min(3, len(hosts))
     replication = f"{{'class': 'NetworkTopologyStrategy', '{LOCAL_DC}': {rf}}}"
     if not admin_file.exists():
-        # Astra has no default superuser: nobody logs in as cassandra/cassandra. (Before system_auth's
-        # new replicas: they hold none of the roles made so far.)
+        # Astra has no default superuser: nobody logs in as cassandra/cassandra.
         session.execute("ALTER ROLE cassandra WITH PASSWORD = %s", (secrets.token_urlsafe(24),))
-        # Every node holds the roles, so that a node lost mid-run takes no login with it.
-        session.execute(f"ALTER KEYSPACE system_auth WITH replication = {replication}")
         _private(admin_file, secrets.token_urlsafe(24))
         session.execute(
             "CREATE ROLE IF NOT EXISTS admin WITH SUPERUSER = true AND LOGIN = true AND PASSWORD = %s",
