@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv check test test-fast demo bench node-start node-stop clean mutation
+.PHONY: venv check test test-fast demo bench node-start node-stop clean mutation haproxy
 
 # requirements-dev.txt: the migration's requirements.txt and the checks, tests and benchmark tools;
 # requirements-frameworks.txt: LangChain and LlamaIndex, for the tests that read migrated tables
@@ -21,10 +21,15 @@ check: venv  ## formatting, lint and types
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: check  ## offline tests (no Java); then on a real node (started if none answers): fast, slow, cluster
+test: check haproxy  ## offline tests (no Java); then on a real node (started if none answers): fast, slow, cluster, astra
 	$(PY) -m pytest -q -m "not node"
-	scripts/with-node.sh sh -c '$(PY) -m pytest -q -m "node and not slow and not cluster" \
-		&& $(PY) -m pytest -q -m "node and slow and not cluster" && $(PY) -m pytest -q -m cluster'
+	scripts/with-node.sh sh -c '$(PY) -m pytest -q -m "node and not slow and not cluster and not astra" \
+		&& $(PY) -m pytest -q -m "node and slow and not cluster and not astra" && $(PY) -m pytest -q -m cluster \
+		&& $(PY) -m pytest -q -m astra'
+
+# The Astra-like database's SNI proxy (scripts/astra-local.sh), from Debian's packages, as the jars from Maven.
+haproxy:
+	@command -v haproxy >/dev/null || { apt-get update -qq && apt-get install -y -qq haproxy; }
 
 test-fast: venv  ## the offline tests only: no database, no Java
 	$(PY) -m pytest -q -m "not node"

@@ -15,7 +15,7 @@ from cassio_migration.cli import Command, Console, run
 from cassio_migration.connect import open_sessions
 from cassio_migration.errors import EXIT_OK
 from cassio_migration.job import Clusters
-from cassio_migration.legacy import KINDS, LAYOUTS, SEED_KEY_TYPES
+from cassio_migration.legacy import KINDS, LAYOUTS, SEED_KEY_TYPES, require_keyspace
 from cassio_migration.report import Progress
 from cassio_migration.seed import SeedSpec, create_keyspace, dirty_row_count, seed
 from settings import load_settings
@@ -118,6 +118,8 @@ def main(
             if not settings.is_astra:
                 # A rehearsal on a local node or cluster: make the keyspace if it is not there yet.
                 create_keyspace(session, keyspace, replication_factor)
+            else:
+                require_keyspace(session, keyspace)
             total = spec.rows + (dirty_row_count(kind) if dirty else 0)
             shape = f"dimension {spec.dimension}, {key_type} keys" if kind == "vector" else LAYOUTS[kind].label
             console.info(f"seeding {keyspace}.{table}: {total:,} rows, {shape}")

@@ -229,7 +229,12 @@ class Settings:
         "ASTRA_DB_APPLICATION_TOKEN", _secret, None, "AstraCS:... ; never printed, logged or stored",
         section="--- Astra DB (used when ASTRA_DB_APPLICATION_TOKEN is set) ---")
     astra_db_id: str | None = _setting(
-        "ASTRA_DB_ID", _text, None, "database id: the bundle is downloaded as cassio.init does")
+        "ASTRA_DB_ID", _text, None,
+        "database id: its bundle is downloaded once per run from Astra's DevOps API (and removed at the end)")
+    astra_api_url: str | None = _setting(
+        "ASTRA_DEVOPS_API_URL", _text, None,
+        "with ASTRA_DB_ID (or TARGET_ASTRA_DB_ID): the DevOps API that gives the bundle; empty = Astra's own"
+        " (https://api.astra.datastax.com); another only for a stand-in, e.g. in tests")
     astra_bundle_path: str | None = _setting(
         "ASTRA_DB_SECURE_BUNDLE_PATH", _bundle_file, None,
         "path to secure-connect-<db>.zip, or leave empty and set ASTRA_DB_ID")
@@ -418,6 +423,7 @@ class Settings:
             astra_token=self.astra_token,
             astra_bundle_path=self.astra_bundle_path,
             astra_db_id=self.astra_db_id,
+            astra_api_url=self.astra_api_url,
             tls_ca_file=self.tls_ca_file,
             consistency=self.consistency,
             request_timeout=self.request_timeout,
@@ -437,6 +443,7 @@ class Settings:
             astra_token=self.target_astra_token,
             astra_bundle_path=self.target_astra_bundle_path,
             astra_db_id=self.target_astra_db_id,
+            astra_api_url=self.astra_api_url,
             tls_ca_file=self.target_tls_ca_file,
             consistency=self.consistency,
             request_timeout=self.request_timeout,

@@ -10,6 +10,7 @@ from typing import Any, NoReturn, Protocol
 
 import click
 
+from .connect import refusal
 from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_USAGE, RESUME_HINT, MigrationError, SettingsError, UsageError
 
 
@@ -47,17 +48,23 @@ def run(main: Callable[[Console], int], console: Console) -> NoReturn:
     try:
         code = main(console)
     except MigrationError as exc:
+        exc = refusal(exc) or exc  # a guardrail or a permission, in the user's terms
         console.error(str(exc))
         code = exc.exit_code
     except KeyboardInterrupt:
         console.error(f"interrupted: {RESUME_HINT}")
         code = EXIT_INTERRUPTED
     except Exception as exc:  # a bug, not a user's mistake: keep the details, say where
-        path = "last-error.txt"
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(console.scrub(traceback.format_exc()))
-        console.error(f"unexpected {type(exc).__name__}: {exc} (details in {path}; please report it)")
-        code = EXIT_FATAL
+        refused = refusal(exc)  # ... unless the database refused it: a guardrail or a permission
+        if refused is not None:
+            console.error(str(refused))
+            code = refused.exit_code
+        else:
+            path = "last-error.txt"
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(console.scrub(traceback.format_exc()))
+            console.error(f"unexpected {type(exc).__name__}: {exc} (details in {path}; please report it)")
+            code = EXIT_FATAL
     sys.exit(code)
 
 

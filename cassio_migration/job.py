@@ -56,6 +56,31 @@ class Secret:
         return Secret, (self._value,)
 
 
+class Bundle:
+    """A secure-connect bundle's bytes (it holds the client's private key): never in repr().
+
+    Fetched once per run by its database id; travels with the job to Dask workers, so that no
+    worker downloads it again (see `connect.with_bundles`).
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Bundle(<{len(self.data)} bytes>)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Bundle) and other.data == self.data
+
+    def __hash__(self) -> int:
+        return hash(self.data)
+
+    def __reduce__(self) -> tuple[type[Bundle], tuple[bytes]]:
+        return Bundle, (self.data,)
+
+
 @dataclass(frozen=True)
 class ConnectionSpec:
     """Where and how to connect. Secrets are `Secret`s: out of repr() and describe()."""
@@ -67,6 +92,8 @@ class ConnectionSpec:
     astra_token: Secret | None = None
     astra_bundle_path: str | None = None
     astra_db_id: str | None = None
+    astra_api_url: str | None = None  # Astra's DevOps API (None: Astra's own), where a database id's bundle is fetched
+    astra_bundle: Bundle | None = None  # the bundle fetched for astra_db_id, once per run
     tls_ca_file: str | None = None
     request_timeout: float = 60.0
     protocol_version: int | None = 4  # None: the newest both sides speak (v5 with Cassandra 5)

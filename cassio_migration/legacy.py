@@ -198,6 +198,12 @@ def table_columns(session: Session, keyspace: str, table: str) -> dict[str, tupl
 def require_keyspace(session: Session, keyspace: str, setting: str = "CASSANDRA_KEYSPACE") -> None:
     found = _schema(session, "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,))
     if not found.one():
+        if session.cluster.cloud:  # Astra DB: CQL cannot create keyspaces there
+            names = f"{setting} (or ASTRA_DB_KEYSPACE)" if setting == "CASSANDRA_KEYSPACE" else setting
+            raise SchemaError(
+                f"keyspace {keyspace!r} does not exist in this Astra database: create it in Astra's UI (the"
+                f" database's Keyspaces) or with the DevOps API, as CQL cannot; or fix {names}"
+            )
         raise SchemaError(f"keyspace {keyspace!r} does not exist: create it, or fix {setting}")
 
 

@@ -9,7 +9,9 @@ from itertools import pairwise
 from cassandra import DriverException
 from cassandra.cluster import NoHostAvailable, Session
 
+from .cql import qualified, quote
 from .errors import SchemaError
+from .retry import RetryPolicy
 
 # Murmur3Partitioner: tokens lie in (MIN, MAX]; a range (start, end] excludes its start.
 MIN_TOKEN = -(2**63)
@@ -18,6 +20,12 @@ MAX_TOKEN = 2**63 - 1
 ROWS_PER_RANGE = 20_000  # small enough for cheap retries, large enough to amortise a query
 DEFAULT_RANGES = 64  # when the table has no size estimates yet
 ESTIMATE_TIMEOUT_S = 10.0
+# Without size estimates (none recorded yet, or a database that keeps none, as Astra DB may): the
+# rows of SAMPLE_SLICES slices of 1/SAMPLE_SHARE of the ring each, spread over it, at most
+# SAMPLE_ROWS a slice (a denser slice is measured by the tokens its first rows span).
+SAMPLE_SLICES = 16
+SAMPLE_SHARE = 128
+SAMPLE_ROWS = 1_000
 
 
 @dataclass(frozen=True, order=True)
@@ -134,6 +142,24 @@ def estimated_rows(session: Session, keyspace: str, table: str) -> int:
             continue
         found += sum(r.partitions_count for r in rows)
     return found
+
+
+def sampled_rows(session: Session, keyspace: str, table: str, partition_key: Sequence[str], policy: RetryPolicy) -> int:
+    """The table's rows, from a sample of small token slices (at most 16,000 rows read); at least 1."""
+    ring = MAX_TOKEN - MIN_TOKEN
+    width, step = ring // SAMPLE_SHARE, ring // SAMPLE_SLICES
+    token = f"token({', '.join(quote(c) for c in partition_key)})"
+    query = f"SELECT {token} FROM {qualified(keyspace, table)} WHERE {token} > %s AND {token} <= %s LIMIT {SAMPLE_ROWS}"
+
+    def tokens(start: int) -> list[int]:
+        return [r[0] for r in session.execute(query, (start, start + width))]
+
+    rows = spanned = 0
+    for start in range(MIN_TOKEN, MAX_TOKEN - step + 1, step):
+        found = policy.call("sampling the table's size", lambda: tokens(start))  # noqa: B023 (called at once)
+        rows += len(found)
+        spanned += found[-1] - start if len(found) == SAMPLE_ROWS else width
+    return max(1, rows * ring // spanned)
 
 
 def range_count(estimated: int, requested: int, parallelism: int, rows_per_range: int = ROWS_PER_RANGE) -> int:

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from typing import Any
 
 from .connect import Sessions, open_sessions
@@ -26,6 +27,7 @@ from .plan import (
     range_count,
     require_murmur3,
     ring_tokens,
+    sampled_rows,
 )
 from .rejects import RUN_FILE, ErrorBudget, merge_rejects, replay_rows, worker_file
 from .report import MigrateSummary, Progress, RunLog, VerifySummary, run_folder, write_json
@@ -78,6 +80,11 @@ def _plan(sessions: Sessions, source: LegacyTable, options: RunOptions) -> tuple
     """The ranges, and the table's estimated rows (0: no estimate yet), the progress's total."""
     estimate = estimated_rows(sessions.plain, source.keyspace, source.table)
     count = range_count(estimate, options.splits, options.parallel_ranges, options.rows_per_range)
+    if not estimate and not options.splits:  # no estimates (yet, or ever: Astra DB may keep none)
+        key = source.layout.partition_key
+        estimate = sampled_rows(sessions.plain, source.keyspace, source.table, key, RetryPolicy(options.retry_seconds))
+        # Only ever more ranges than a table without estimates gets: a large table, small ranges.
+        count = max(count, range_count(estimate, 0, options.parallel_ranges, options.rows_per_range))
     return make_plan(ring_tokens(sessions.plain), count), estimate
 
 
@@ -168,6 +175,7 @@ def migrate(job: Job, options: RunOptions, echo: Echo) -> MigrateSummary:
     log = _run_log(job, echo)
     with open_sessions(job.clusters) as sessions:
         _require_murmur3(sessions)
+        job = replace(job, clusters=sessions.clusters)  # a bundle fetched by database id goes to the workers
         job, source, target = _open_job(sessions, job, options, log)
         planned, estimate = _plan(sessions, source, options)
         summary = MigrateSummary("running", *job.clusters.names(source.name, target.name), dry_run=options.dry_run)
@@ -272,6 +280,7 @@ def verify(job: Job, options: RunOptions, echo: Echo) -> VerifySummary:
     started = time.monotonic()
     with open_sessions(job.clusters) as sessions:
         _require_murmur3(sessions)
+        job = replace(job, clusters=sessions.clusters)  # a bundle fetched by database id goes to the workers
         job, source, target = _tables(sessions, job)
         try:
             exists = check_target(sessions.target_plain, target)

@@ -19,10 +19,16 @@ from cassandra.cluster import Session
 from cassio_migration.connect import close_session, open_session
 from cassio_migration.cql import quote
 from cassio_migration.job import ConnectionSpec
+from tests.astra import AstraLocal
 from tests.helpers import PORT, SCRIPT, LocalCluster, Result, port_open, run_script, script_env
 from tests.old_packages import OldPackages
 
 CLUSTER_PORT = 9046  # the test cluster's CQL port on 127.0.0.1-3 (storage port 7004)
+# The Astra-like databases' ports (CQL, storage, proxy, metadata service): one node on 127.0.0.1,
+# three on 127.0.0.4-6 (scripts/astra-local.sh's defaults are 9160, 7160, 29042, 29080).
+ASTRA_PORTS = (9162, 7162, 29142, 29180)
+ASTRA_CLUSTER_PORTS = (9163, 7163, 29143, 29181)
+ASTRA_FIXTURES = ("astra", "astra_cluster")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -30,7 +36,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = getattr(item, "fixturenames", ())
         if "local_cluster" in fixtures:
             item.add_marker(pytest.mark.cluster)
-        if "node" in fixtures or "local_cluster" in fixtures:
+        astra = any(f in fixtures for f in ASTRA_FIXTURES)
+        if astra:
+            item.add_marker(pytest.mark.astra)
+        if "node" in fixtures or "local_cluster" in fixtures or astra:
             item.add_marker(pytest.mark.node)
 
 
@@ -69,6 +78,29 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
     finally:
         stopped = cluster.run("stop", "--wipe", timeout=200)
     assert stopped.returncode == 0 and "Wiped" in stopped.stdout, stopped.stdout + stopped.stderr
+
+
+_astra_single: list[AstraLocal] = []  # the session's one-node Astra-like database while it runs
+
+
+@pytest.fixture(scope="session")
+def astra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AstraLocal]:
+    """One Astra-like database (one node) for the session's astra tests; a limit of 20 tables (Astra's is
+    50: the same guardrail, a smaller scene to set)."""
+    stack = AstraLocal(tmp_path_factory.mktemp("astra"), nodes=1, host=1, ports=ASTRA_PORTS, ASTRA_LOCAL_TABLES="20")
+    _astra_single.append(stack)
+    with stack.running():
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def astra_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AstraLocal]:
+    """The three-node Astra-like database; the one-node one is stopped first (one stack at a time)."""
+    for single in _astra_single:
+        single.stop()
+    stack = AstraLocal(tmp_path_factory.mktemp("astra-cluster"), nodes=3, host=4, ports=ASTRA_CLUSTER_PORTS)
+    with stack.running():
+        yield stack
 
 
 @pytest.fixture(scope="session")
