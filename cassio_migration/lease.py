@@ -74,6 +74,7 @@ class Lease:
         self._table = qualified(keyspace, LEASES)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._taken_ms = 0
 
     def create_table(self) -> None:
         self._execute(
@@ -97,7 +98,7 @@ class Lease:
 
     def acquire(self) -> None:
         """Take the lease, or raise LeaseHeld naming the run that holds it."""
-        now = int(time.time() * 1000)
+        now = self._taken_ms = int(time.time() * 1000)
         expires = now + self._ttl * 1000
         result = self._execute(self._insert, (self.job, self.owner, now, expires))
         row = result.one()
@@ -132,9 +133,11 @@ class Lease:
         while not self._stop.wait(pause):
             now = int(time.time() * 1000)
             try:
+                # Every cell again: a TTL is a cell's, and an owner cell left to its first TTL would run out.
                 result = self.session.execute(
-                    f"UPDATE {self._table} USING TTL {self._ttl} SET expires_at = %s WHERE job = %s IF owner = %s",
-                    (now + self._ttl * 1000, self.job, self.owner),
+                    f"UPDATE {self._table} USING TTL {self._ttl} SET owner = %s, taken_at = %s, expires_at = %s"
+                    " WHERE job = %s IF owner = %s",
+                    (self.owner, self._taken_ms, now + self._ttl * 1000, self.job, self.owner),
                     timeout=max(1.0, self.seconds / 8),
                 )
                 if not result.was_applied and getattr(result.one(), "owner", None) is None:

@@ -371,3 +371,15 @@ def test_a_lease_that_ran_out_is_taken_again_unless_another_run_took_it(
         with pytest.raises(FatalError, match="another run took the job meanwhile"):
             held.check()
     assert lease_row().owner == "elsewhere:1:x"  # never let go of what is not its own
+
+
+def test_a_lease_held_for_many_times_its_length_stays_held(session: Session, keyspace: str, lease_row: Any) -> None:
+    """Each renewal gives every cell a new TTL: a lease renewed past its first TTL is still whole."""
+    held = Lease(session, keyspace, "migrated", seconds=2)
+    held.create_table()
+    with held:
+        time.sleep(7)
+        row = lease_row()
+        assert row is not None and row.owner == held.owner and not held.lost
+        held.check()
+    assert lease_row() is None

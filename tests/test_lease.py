@@ -183,9 +183,12 @@ def test_renewals_keep_the_lease_and_a_refused_renewal_loses_it() -> None:
     assert lease.lost
     renewals = session.calls[1:]
     assert len(renewals) == 3 and all(q.startswith("UPDATE") and "IF owner = %s" in q for q, _ in renewals)
-    assert all(p[1:] == ("j", lease.owner) for _, p in renewals)
-    # Each renewal sets the expiry a whole lease (1 s, rounded up) past its own time.
-    assert all(started_ms + 1000 <= p[0] <= time.time() * 1000 + 1000 for _, p in renewals)
+    # Every cell again, with the TTL (a cell left to its first TTL would run out): the same owner and
+    # taking time, and an expiry a whole lease (1 s, rounded up) past the renewal's own time.
+    taken = session.calls[0][1][2]
+    assert all(p[:2] == (lease.owner, taken) and p[3:] == ("j", lease.owner) for _, p in renewals)
+    assert all(started_ms + 1000 <= p[2] <= time.time() * 1000 + 1000 for _, p in renewals)
+    assert all("SET owner = %s, taken_at = %s, expires_at = %s" in q for q, _ in renewals)
     with pytest.raises(FatalError, match=r"it could not renew it within 0.3 s .* another run took the job meanwhile"):
         lease.check()
     lease.release()  # a lost lease is not deleted: it may be another run's now
