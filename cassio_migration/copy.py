@@ -52,8 +52,8 @@ class Tally:
     written: int = 0
     rejected: int = 0
     skipped: int = 0
-    nbytes: int = 0
-    bytes_read: int = 0
+    nbytes: int = 0  # the values of the rows written
+    bytes_read: int = 0  # the values of the whole rows read (a re-run reads keys and write times of the others)
     copied: array[int] = field(default_factory=lambda: array("Q"))
     refused: set[int] = field(default_factory=set)  # hashes of rows the database refused after they were sent
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -65,11 +65,6 @@ class Tally:
         """What is known copied now: the rows written or skipped here, and what the earlier record held."""
         kept = array("Q", (h for h in self.copied if h not in self.refused)) if self.refused else self.copied
         return Digest.of(kept).union(known)
-
-
-def _payload(rows: list[Row]) -> int:
-    """The bytes of the values of rows as read (text and blobs; vectors come as raw bytes)."""
-    return sum(len(v) for row in rows for v in row if isinstance(v, bytes | str))
 
 
 class RangeCopier:
@@ -246,9 +241,10 @@ class RangeCopier:
         copied = tally.copied.append
         try:
             for page, rows in pages:
-                tally.bytes_read += _payload(page) + (_payload(rows) if rows is not page else 0)
-                page_rejected = 0
+                page_rejected = page_written = page_bytes = written_bytes = 0
                 for row in rows:
+                    size = sum(len(v) for v in row[nkey:width] if v is not None)
+                    page_bytes += size
                     ts, ttl = newest_write(row, width, nvalues)
                     key = row_key(row, nkey)
                     if ts is None:
@@ -262,14 +258,17 @@ class RangeCopier:
                         continue
                     h = row_hash(key, ts)
                     copied(h)
-                    tally.nbytes += sum(len(v) for v in row[nkey:width] if v is not None)
-                    tally.written += 1
+                    written_bytes += size
+                    page_written += 1
                     if submit is not None:
                         if acquire is not None:
                             acquire()
                         submit(insert, (*values, ts, ttl), (key, row, ts, ttl, h))
                 tally.read += len(page)
+                tally.written += page_written
                 tally.rejected += page_rejected
+                tally.nbytes += written_bytes
+                tally.bytes_read += page_bytes
                 self.budget.add(len(page), page_rejected)
                 if progress:
                     progress(len(page))

@@ -112,7 +112,7 @@ class RangeResult:
     # the range ended: reported by the run, not kept in the state.
     read_retries: int = 0
     write_retries: int = 0
-    bytes_read: int = 0  # the values read from the source (keys, text, vectors): a re-run reads few vectors
+    bytes_read: int = 0  # the values of the whole rows read (text, vectors): a re-run reads few of them
     pace: PaceReport = PaceReport()
 
 
