@@ -344,3 +344,26 @@ def test_verify_delete_extra_dry_run_deletes_nothing(bundle, session: Session, k
     code, report, _ = migrate(bundle, tmp_path, "v.json", "--verify", "--delete-extra")
     assert (code, report["extra_deleted"]) == (0, 2)
     assert count(session, keyspace, "migrated") == 18
+
+
+def test_a_replayed_fix_of_a_rejected_row_is_not_counted_extra(
+    bundle, session: Session, keyspace: str, tmp_path: Path
+) -> None:
+    """The source still holds the rejected row: its fixed copy in the target is not an extra (found by test_model)."""
+    assert bundle("create.py", "--rows", "5", "--quiet").code == 0
+    bad = legacy_insert(session, keyspace, '{"not": JSON')
+    code, report, _ = migrate(bundle, tmp_path, "m.json")
+    assert (code, report["rows_written"], report["rows_rejected"]) == (1, 5, 1)
+    records = [json.loads(line) for line in Path(report["rejects_file"]).read_text().splitlines()]
+    records[0]["row"]["metadata_blob"] = '{"fixed": true}'
+    (tmp_path / "fixed.jsonl").write_text(json.dumps(records[0]) + "\n")
+    code, replayed, _ = migrate(bundle, tmp_path, "r.json", "--replay", str(tmp_path / "fixed.jsonl"))
+    assert (code, replayed["rows_written"]) == (0, 1)
+
+    code, report, _ = migrate(bundle, tmp_path, "v.json", "--verify", "--delete-extra")
+    assert (code, report["matching"], report["rejected"], report["extra"], report["extra_deleted"]) == (0, 5, 1, 0, 0)
+    assert count(session, keyspace, "migrated") == 6  # the fix stays
+    assert (
+        session.execute(f"SELECT row_id FROM {qualified(keyspace, 'migrated')} WHERE row_id = %s", (bad,)).one()
+        is not None
+    )
