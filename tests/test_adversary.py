@@ -205,6 +205,28 @@ def test_a_pass_is_finished_only_by_its_own_run(session: Session, keyspace: str)
     assert StateStore(session, keyspace, "migrated").job_row().pass_status == "done"
 
 
+def test_a_pass_ended_by_a_killed_runs_late_request_is_finished_by_the_run_that_resumed_it(
+    session: Session, keyspace: str
+) -> None:
+    """migrate.py killed right after its last range: its end of pass reaches the node after the next
+    run resumed the pass (the lease of a dead process is taken over at once). Found by test_model."""
+    plan = make_plan([0], 4)
+    killed, resumed = (StateStore(session, keyspace, "migrated") for _ in range(2))
+    killed.create_tables()
+    pass_1 = killed.begin({"job": "a"}, plan, restart=False)
+    again = resumed.begin({"job": "a"}, plan, restart=False)
+    assert (again.number, again.resumed) == (1, True)
+    killed.finish_pass(pass_1)  # the dead run's request, landing late
+    resumed.finish_pass(again)  # was: FatalError "another run of this job changed pass 1 meanwhile"
+    row = StateStore(session, keyspace, "migrated").job_row()
+    assert (row.pass_number, row.pass_status) == (1, "done")
+    # A restart in between is still refused: its pass has another number.
+    pass_2 = resumed.begin({"job": "a"}, plan, restart=False)
+    StateStore(session, keyspace, "migrated").begin({"job": "b"}, plan, restart=True)
+    with pytest.raises(FatalError, match="another run of this job changed pass 2"):
+        resumed.finish_pass(pass_2)
+
+
 def test_rows_the_database_refuses_are_rejected_with_its_message_and_the_range_goes_on(
     bundle, session: Session, keyspace: str, tmp_path: Path
 ) -> None:
