@@ -291,13 +291,13 @@ class MigrationModel(RuleBasedStateMachine):
         self.folder = self.workdir / self.keyspace
         self.runs_dir = self.folder / "runs"
         self.runs_dir.mkdir(parents=True)
-        s = self.session
-        s.execute(
+        s = self
+        s._cql(
             f"CREATE KEYSPACE {quote(self.keyspace)} WITH replication ="
             " {'class': 'SimpleStrategy', 'replication_factor': 1}"
         )
-        s.execute(create_table_cql(self.keyspace, "legacy", "text", DIMENSION))
-        s.execute(create_index_cql(self.keyspace, "legacy"))
+        s._cql(create_table_cql(self.keyspace, "legacy", "text", DIMENSION))
+        s._cql(create_index_cql(self.keyspace, "legacy"))
         self.legacy = qualified(self.keyspace, "legacy")
         self.target = qualified(self.keyspace, "migrated")
         self.job = Job(
@@ -329,9 +329,13 @@ class MigrationModel(RuleBasedStateMachine):
     def teardown(self) -> None:
         workflow.Progress = self._progress  # type: ignore[misc]
         HookedProgress.armed = None
-        self.session.execute(f"DROP KEYSPACE IF EXISTS {quote(self.keyspace)}", timeout=120)
+        self._cql(f"DROP KEYSPACE IF EXISTS {quote(self.keyspace)}")
         # A line per example: a soak stopped from outside still tells how far it got.
         print(f"model: {Totals.examples} state machine runs, {Totals.steps} steps so far", flush=True)
+
+    def _cql(self, query: str, params: Any = None, timeout: float = 120) -> Any:
+        """The test's own statements wait long: the node is shared, and a busy one answers slowly."""
+        return self.session.execute(query, params, timeout=timeout)
 
     def step(self, name: str) -> None:
         Totals.steps += 1
@@ -396,7 +400,7 @@ class MigrationModel(RuleBasedStateMachine):
         started = time.time()
         using = f"USING TIMESTAMP {ts}" + (f" AND TTL {ttl}" if ttl else "")
         doc = f"doc {key} #{self.seq}"
-        self.session.execute(
+        self._cql(
             f"INSERT INTO {self.legacy} (document_id, embedding_vector, document, metadata_blob) VALUES (%s, %s, %s, %s)"
             f" {using}",
             (key, list(vector(n)), doc, metadata),
@@ -413,7 +417,7 @@ class MigrationModel(RuleBasedStateMachine):
         self.step("legacy_delete")
         self.seq += 1
         ts = self._write_time(late)
-        self.session.execute(f"DELETE FROM {self.legacy} USING TIMESTAMP {ts} WHERE document_id = %s", (key,))
+        self._cql(f"DELETE FROM {self.legacy} USING TIMESTAMP {ts} WHERE document_id = %s", (key,))
         self.tomb[key] = max(ts, self.tomb.get(key, -1))
 
     # --- migrate runs -------------------------------------------------------------------------
@@ -513,7 +517,7 @@ class MigrationModel(RuleBasedStateMachine):
         _, err = proc.communicate()
         if proc.returncode == -signal.SIGKILL:
             # Killed after its last range, it may have ended the pass already (and not yet exited).
-            job = self.session.execute(f"SELECT pass_status FROM {qualified(self.keyspace, JOBS)}").one()
+            job = self._cql(f"SELECT pass_status FROM {qualified(self.keyspace, JOBS)}").one()
             self._ran(t0, seq0, completed=job.pass_status == "done")
             return
         assert proc.returncode in (0, 1), err
@@ -522,13 +526,11 @@ class MigrationModel(RuleBasedStateMachine):
     def _snapshot(self) -> Any:
         """What a refused run must leave as it was: the target (rows with a TTL may expire meanwhile: left
         out), the state, the run folders."""
-        target = self.session.execute(
-            f"SELECT row_id, body_blob, metadata_s, vector, TTL(body_blob) FROM {self.target}"
-        )
+        target = self._cql(f"SELECT row_id, body_blob, metadata_s, vector, TTL(body_blob) FROM {self.target}")
         state = [qualified(self.keyspace, t) for t in (JOBS, RANGES, DIGESTS)]
         return [
             sorted(repr(tuple(r)) for r in target if r[-1] is None),
-            *(sorted(repr(tuple(r)) for r in self.session.execute(f"SELECT * FROM {t}")) for t in state),
+            *(sorted(repr(tuple(r)) for r in self._cql(f"SELECT * FROM {t}")) for t in state),
             sorted(os.listdir(self.runs_dir)),
         ]
 
@@ -609,7 +611,7 @@ class MigrationModel(RuleBasedStateMachine):
         assert self.app is not None
         doc = f"app {key} {now_us()}"
         self.app.put(row_id=key, body_blob=doc, vector=list(vector(n)), metadata={"tag": "app"})
-        row = self.session.execute(f"SELECT WRITETIME(body_blob) FROM {self.target} WHERE row_id = %s", (key,)).one()
+        row = self._cql(f"SELECT WRITETIME(body_blob) FROM {self.target} WHERE row_id = %s", (key,)).one()
         self._add(key, Event(row[0], (doc, vector(n), (("tag", "app"),)), app=True))
 
     @precondition(lambda self: self.app is not None)
@@ -749,7 +751,7 @@ class MigrationModel(RuleBasedStateMachine):
 
     def _observe(self) -> dict[str, Seen]:
         try:
-            rows = self.session.execute(
+            rows = self._cql(
                 f"SELECT row_id, body_blob, vector, metadata_s, attributes_blob, WRITETIME(body_blob) AS wt"
                 f" FROM {self.target}"
             )
