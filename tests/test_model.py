@@ -827,11 +827,12 @@ def test_the_cutover_flow_against_an_adversary(session: Session, tmp_path: Path)
     chosen = os.environ.get("MODEL_SEED") or (str(random.randrange(2**32)) if profile == "soak" else str(CI_SEED))
     print(f"\nmodel ({profile}): seed {chosen} (reproduce: MODEL_SEED={chosen} HYPOTHESIS_PROFILE={profile})")
     started = time.monotonic()
-    patience, session.default_timeout = session.default_timeout, 120  # helpers' reads too: a busy shared node
+    default = session.cluster.profile_manager.default  # the helpers' reads too wait long: a busy shared node
+    patience, default.request_timeout = default.request_timeout, 120
     try:
         seed(int(chosen))(get_state_machine_test(MigrationModel, settings=PROFILES[profile]))()
     finally:
-        session.default_timeout = patience
+        default.request_timeout = patience
         print(
             f"model ({profile}, seed {chosen}): {Totals.examples} state machine runs, {Totals.steps} steps"
             f" in {time.monotonic() - started:.0f} s; by kind: {dict(sorted(Totals.runs.items()))}"
