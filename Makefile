@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv check test test-fast demo bench node-start node-stop clean mutation haproxy
+.PHONY: venv check test test-fast soak demo bench node-start node-stop clean mutation haproxy
 
 # requirements-dev.txt: the migration's requirements.txt and the checks, tests and benchmark tools;
 # requirements-frameworks.txt: LangChain and LlamaIndex, for the tests that read migrated tables
@@ -33,6 +33,11 @@ haproxy:
 
 test-fast: venv  ## the offline tests only: no database, no Java
 	$(PY) -m pytest -q -m "not node"
+
+# tests/test_model.py at length: random seed (printed; MODEL_SEED=N repeats it), SOAK_EXAMPLES state machine
+# runs of up to SOAK_STEPS steps; a failure is shrunk and printed with its steps and @reproduce_failure blob.
+soak: venv  ## the model-based adversary test, many random examples (not in make test's bound)
+	scripts/with-node.sh env HYPOTHESIS_PROFILE=soak $(PY) -m pytest -q -s -p no:cacheprovider tests/test_model.py
 
 demo: venv  ## create.py, migrate.py, migrate.py --verify on a local node
 	scripts/with-node.sh scripts/demo.sh

@@ -332,7 +332,12 @@ class StateStore:
             " IF pass_number = %s AND pass_status = 'running'",
             (_now_ms(), self.job, current.number),
         )
-        self._changed(done, f"changed pass {current.number}")
+        # Already done under this pass's number: a run killed after its last range (its end of pass still
+        # in flight when the lease was taken over) finished it; no other run can have started since.
+        found = None if done.was_applied else done.one()
+        seen = (getattr(found, "pass_number", None), getattr(found, "pass_status", None))  # none: no job row
+        if found is None or seen != (current.number, "done"):
+            self._changed(done, f"changed pass {current.number}")
         if current.known_pass is not None:
             # Each range's record of this pass holds the one before: the older one is no longer read.
             self.forget([current.known_pass], current.ranges, rows=False)

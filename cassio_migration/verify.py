@@ -215,7 +215,15 @@ class RangeVerifier:
             found = {self._target_key(t): t for t in target_rows}
             for row in source_rows:
                 expected = self.transformer.values(*row[: self._width])
-                got = None if isinstance(expected, Reject) else found.pop(self._target_key(expected), None)
+                if isinstance(expected, Reject):
+                    # Its target row, if any (a fix replayed from the rejects file), is this source row's,
+                    # not an extra: the key lookup of `_look_up` finds the source row for it too.
+                    key = tuple(row[: self._key_width])
+                    for k in [k for k in found if self.transformer.source_key(k) == key]:
+                        del found[k]
+                    got = None
+                else:
+                    got = found.pop(self._target_key(expected), None)
                 self._judge(row, expected, got, out, copied)
             for extra in found.values():
                 self._extra(extra, out, copied)

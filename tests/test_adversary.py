@@ -208,6 +208,28 @@ def test_a_pass_is_finished_only_by_its_own_run(session: Session, keyspace: str)
     assert StateStore(session, keyspace, "migrated").job_row().pass_status == "done"
 
 
+def test_a_pass_ended_by_a_killed_runs_late_request_is_finished_by_the_run_that_resumed_it(
+    session: Session, keyspace: str
+) -> None:
+    """migrate.py killed right after its last range: its end of pass reaches the node after the next
+    run resumed the pass (the lease of a dead process is taken over at once). Found by test_model."""
+    plan = make_plan([0], 4)
+    killed, resumed = (StateStore(session, keyspace, "migrated") for _ in range(2))
+    killed.create_tables()
+    pass_1 = killed.begin({"job": "a"}, plan, restart=False)
+    again = resumed.begin({"job": "a"}, plan, restart=False)
+    assert (again.number, again.resumed) == (1, True)
+    killed.finish_pass(pass_1)  # the dead run's request, landing late
+    resumed.finish_pass(again)  # was: FatalError "another run of this job changed pass 1 meanwhile"
+    row = StateStore(session, keyspace, "migrated").job_row()
+    assert (row.pass_number, row.pass_status) == (1, "done")
+    # A restart in between is still refused: its pass has another number.
+    pass_2 = resumed.begin({"job": "a"}, plan, restart=False)
+    StateStore(session, keyspace, "migrated").begin({"job": "b"}, plan, restart=True)
+    with pytest.raises(FatalError, match="another run of this job changed pass 2"):
+        resumed.finish_pass(pass_2)
+
+
 def test_rows_the_database_refuses_are_rejected_with_its_message_and_the_range_goes_on(
     bundle, session: Session, keyspace: str, tmp_path: Path
 ) -> None:
@@ -383,3 +405,26 @@ def test_a_lease_held_for_many_times_its_length_stays_held(session: Session, key
         assert row is not None and row.owner == held.owner and not held.lost
         held.check()
     assert lease_row() is None
+
+
+def test_a_replayed_fix_of_a_rejected_row_is_not_counted_extra(
+    bundle, session: Session, keyspace: str, tmp_path: Path
+) -> None:
+    """The source still holds the rejected row: its fixed copy in the target is not an extra (found by test_model)."""
+    assert bundle("create.py", "--rows", "5", "--quiet").code == 0
+    bad = legacy_insert(session, keyspace, '{"not": JSON')
+    code, report, _ = migrate(bundle, tmp_path, "m.json")
+    assert (code, report["rows_written"], report["rows_rejected"]) == (1, 5, 1)
+    records = [json.loads(line) for line in Path(report["rejects_file"]).read_text().splitlines()]
+    records[0]["row"]["metadata_blob"] = '{"fixed": true}'
+    (tmp_path / "fixed.jsonl").write_text(json.dumps(records[0]) + "\n")
+    code, replayed, _ = migrate(bundle, tmp_path, "r.json", "--replay", str(tmp_path / "fixed.jsonl"))
+    assert (code, replayed["rows_written"]) == (0, 1)
+
+    code, report, _ = migrate(bundle, tmp_path, "v.json", "--verify", "--delete-extra")
+    assert (code, report["matching"], report["rejected"], report["extra"], report["extra_deleted"]) == (0, 5, 1, 0, 0)
+    assert count(session, keyspace, "migrated") == 6  # the fix stays
+    assert (
+        session.execute(f"SELECT row_id FROM {qualified(keyspace, 'migrated')} WHERE row_id = %s", (bad,)).one()
+        is not None
+    )
