@@ -421,7 +421,7 @@ def test_a_replayed_fix_of_a_rejected_row_is_not_counted_extra(
     code, replayed, _ = migrate(bundle, tmp_path, "r.json", "--replay", str(tmp_path / "fixed.jsonl"))
     assert (code, replayed["rows_written"]) == (0, 1)
 
-    code, report, _ = migrate(bundle, tmp_path, "v.json", "--verify", "--delete-extra")
+    code, report, _ = migrate(bundle, tmp_path, "v.json", "--verify", "--delete-extra", "--yes")
     assert (code, report["matching"], report["rejected"], report["extra"], report["extra_deleted"]) == (0, 5, 1, 0, 0)
     assert count(session, keyspace, "migrated") == 6  # the fix stays
     assert (
