@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import certifi
 import pytest
-from cassandra import InvalidRequest
+from cassandra import InvalidRequest, ReadFailure
 from cassandra.cluster import NoHostAvailable, Session
 
 from cassio_migration.cql import qualified
@@ -127,10 +127,11 @@ def range_rows(session: Session, keyspace: str, number: int | None = None, job: 
                 params,
             )
         )
-    except (InvalidRequest, NoHostAvailable) as exc:
+    except (InvalidRequest, NoHostAvailable, ReadFailure) as exc:
         # Not created yet, or being created this very moment by the run ("Unknown CF": the node knows the
-        # table's name but not yet its data), and nothing else.
-        if not any(s in str(exc) for s in ("does not exist", "unconfigured table", "Unknown CF")):
+        # table's name but not yet its data; INCOMPATIBLE_SCHEMA: a replica does not know it yet), nothing else.
+        transient = ("does not exist", "unconfigured table", "Unknown CF", "INCOMPATIBLE_SCHEMA")
+        if not any(s in str(exc) for s in transient):
             raise
         return []
 

@@ -170,8 +170,16 @@ def test_one_ring_of_48_tokens_seen_from_every_node(cluster_env: dict[str, str])
     for host in HOSTS:
         cluster, session = connect([host])
         try:
-            local = session.execute("SELECT cluster_name, data_center, tokens, schema_version FROM system.local").one()
-            peers = list(session.execute("SELECT peer, data_center, tokens, schema_version FROM system.peers_v2"))
+            # A node that was down when other tests changed the schema pulls it from its peers soon after.
+            deadline = time.monotonic() + 60
+            while True:
+                local = session.execute(
+                    "SELECT cluster_name, data_center, tokens, schema_version FROM system.local"
+                ).one()
+                peers = list(session.execute("SELECT peer, data_center, tokens, schema_version FROM system.peers_v2"))
+                if {local.schema_version} == {p.schema_version for p in peers} or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
         finally:
             cluster.shutdown()
         assert local.cluster_name == f"local-cluster-{PORT}"
