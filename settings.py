@@ -122,8 +122,10 @@ def _bundle_file(name: str, raw: str) -> str:
     """An Astra DB secure-connect bundle: a zip file."""
     path = _existing_file(name, raw)
     if not zipfile.is_zipfile(path):
-        raise SettingsError(
-            name, f"{path!r} is not a secure-connect bundle (a .zip file, downloaded from the Astra DB portal)"
+        raise SettingsError(  # the words of connect.py's check of the bundle's contents
+            name,
+            f"{path} is not a secure-connect bundle (a zip of config.json, ca.crt, cert and key):"
+            " download it again from the database's Connect page in Astra's UI",
         )
     return path
 

@@ -212,7 +212,8 @@ def test_tls_ca_file_that_exists_is_accepted(tmp_path):
         ("TARGET_CASSANDRA_TLS_CA_FILE", "holds no CA certificate in PEM form"),
         (
             "ASTRA_DB_SECURE_BUNDLE_PATH",
-            "is not a secure-connect bundle (a .zip file, downloaded from the Astra DB portal)",
+            "is not a secure-connect bundle (a zip of config.json, ca.crt, cert and key): download it again"
+            " from the database's Connect page in Astra's UI",
         ),
     ],
 )
@@ -221,7 +222,8 @@ def test_files_that_are_not_what_their_setting_says_are_refused(tmp_path, name, 
     path.write_text("-----BEGIN CERTIFICATE-----\nnot one\n", encoding="ascii")
     with pytest.raises(SettingsError) as info:
         load({name: str(path), "ASTRA_DB_APPLICATION_TOKEN": TOKEN})
-    assert str(info.value).startswith(f"{name}: {str(path)!r} {problem}")
+    message = str(info.value)
+    assert message.startswith(f"{name}: ") and str(path) in message and problem in message
 
 
 @pytest.mark.parametrize(
