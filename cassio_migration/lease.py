@@ -39,10 +39,21 @@ def _ms(value: Any) -> int:
     return int(value.replace(tzinfo=UTC).timestamp() * 1000) if value is not None else 0
 
 
+def owner_parts(owner: str | None) -> tuple[str, str]:
+    """A lease's owner, `host:pid:run`, as (host, pid)."""
+    host, _, rest = (owner or "").partition(":")
+    return host, rest.partition(":")[0]
+
+
+def holder(owner: str | None) -> str:
+    """A lease's owner as a user reads it: `process PID on HOST`."""
+    host, pid = owner_parts(owner)
+    return f"process {pid} on {host}"
+
+
 def _crashed_here(owner: str | None) -> bool:
     """Whether a lease's owner (`host:pid:...`) was a process of this machine that no longer runs."""
-    host, _, rest = (owner or "").partition(":")
-    pid = rest.partition(":")[0]
+    host, pid = owner_parts(owner)
     if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
         return False
     try:
@@ -115,10 +126,8 @@ class Lease:
         # A retried insert whose first try went through finds our own lease.
         if not result.was_applied and row.owner != self.owner:
             left = max(0, round((_ms(row.expires_at) - now) / 1000))
-            host, _, rest = (row.owner or "").partition(":")
             raise LeaseHeld(
-                f"another run of this job (target {self.job}) is running: process {rest.partition(':')[0]} on"
-                f" {host} holds its lease"
+                f"another run of this job (target {self.job}) is running: {holder(row.owner)} holds its lease"
                 f" since {_utc(_ms(row.taken_at))} UTC, renewed until {_utc(_ms(row.expires_at))} UTC ({left} s);"
                 " wait for that run to end (a run that crashed lets its lease go by then)"
             )

@@ -18,7 +18,7 @@ from .connect import close_session, open_session, schema_change
 from .cql import qualified
 from .errors import UsageError
 from .job import Job, RunOptions
-from .lease import Lease
+from .lease import Lease, holder
 from .report import duration, table
 from .state import TABLES, Counts, StateReader
 
@@ -90,10 +90,9 @@ class JobStatus:
             rejected = f", {p.counts.rejected:,} rows rejected (see rejects.jsonl in its run folder)"
             return f"pass {p.number} completed at {_when(self.finished_at)}" + (rejected if p.counts.rejected else "")
         if self.holder is not None:
-            host, _, rest = self.holder.partition(":")
             since = f"last range done at {_when(p.last_end)}" if p.last_end else f"started at {_when(self.started_at)}"
             return (
-                f"pass {p.number} running now: process {rest.partition(':')[0]} on {host} holds the job"
+                f"pass {p.number} running now: {holder(self.holder)} holds the job"
                 f" (lease renewed until {_when(self.holder_until)}); {p.running} ranges running, {since}"
             )
         return f"pass {p.number} not finished: stopped before its end; run migrate.py again to resume"
